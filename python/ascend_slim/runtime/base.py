@@ -12,17 +12,20 @@ from ..meta import ModelMeta
 class Backend(ABC):
     """Runs one compiled model. Pre- and post-processing live outside, in the C++ core.
 
-    ``input_dtype`` is ``np.float32`` (NCHW RGB/255) or ``np.uint8`` (e.g. an Ascend model with AIPP);
-    ``run`` returns the model outputs in ``meta.head`` layout, as numpy arrays.
+    The input is the letterboxed batch made by ``ascend_slim.core.preprocess``: ``input_dtype`` float32 means
+    RGB/255, uint8 means RGB 0..255 (e.g. for an Ascend model with AIPP, which the backend may re-encode as
+    NV12 or JPEG); ``input_layout`` is ``"NCHW"`` or ``"NHWC"``. ``run`` returns the model outputs in
+    ``meta.head`` layout, as numpy arrays.
     """
 
     meta: ModelMeta
     input_dtype: type = np.float32
+    input_layout: str = "NCHW"
     name: str = "backend"
 
     @abstractmethod
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Execute the model on a ``[N, 3, H, W]`` tensor and return its outputs."""
+        """Execute the model on one preprocessed batch and return its outputs."""
 
     def close(self) -> None:
         """Release device resources (nothing to release by default)."""
