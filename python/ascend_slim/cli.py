@@ -1,0 +1,187 @@
+"""The ``ascend-slim`` command line (also ``python -m ascend_slim``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import AscendSlimError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _providers(device: str) -> list[str]:
+    """onnxruntime providers for ``--device`` (``cpu`` or ``cuda``)."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.split(":")[0] == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise AscendSlimError(f"unknown --device {device!r}: use cpu or cuda (Ascend devices: --backend acl|mindx)")
+
+
+def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int) -> None:
+    p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "
+                   "(default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt, downloaded once)")
+    p.add_argument("--img", "--img-size", dest="img", type=_positive_int, default=None,
+                   help="square input size in pixels (default: the model's own; 640 for .pt)")
+    p.add_argument("--conf-thres", type=_fraction, default=conf, help=f"confidence threshold (default {conf})")
+    p.add_argument("--iou-thres", type=_fraction, default=iou, help=f"NMS IoU threshold (default {iou})")
+    p.add_argument("--max-det", type=_positive_int, default=max_det, help=f"detections per image ({max_det})")
+    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch", "acl", "mindx"))
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for onnxruntime")
+
+
+def _detector(args: argparse.Namespace, **overrides: object):
+    from .detector import Detector
+
+    options = dict(weights=args.weights, backend=args.backend, img_size=args.img, conf_thres=args.conf_thres,
+                   iou_thres=args.iou_thres, max_det=args.max_det, providers=_providers(args.device))
+    options.update(overrides)
+    return Detector(**options)
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .drawing import draw_detections
+    from .fileio import atomic_write_text
+    from .imageio import list_sources, read_image, write_image
+
+    paths = list_sources(args.source, args.image_set)
+    classes = args.classes.split(",") if args.classes else None
+    out = Path(args.out)
+    with _detector(args, classes=classes) as det:
+        counts: dict[str, int] = {}
+        for dets in tqdm(det.stream(paths), total=len(paths), desc="detect", unit="img"):
+            src = Path(dets.source)
+            write_image(out / f"{src.stem}.jpg", draw_detections(read_image(src), dets))
+            if args.save_txt:
+                h, w = dets.image_shape
+                lines = [f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
+                         f"{(b[3] - b[1]) / h:.6f} {s:.5f}" for b, s, c in zip(dets.boxes, dets.scores,
+                                                                               dets.class_ids)]
+                atomic_write_text(out / "labels" / f"{src.stem}.txt", "".join(line + "\n" for line in lines))
+            for name in dets.labels:
+                counts[name] = counts.get(name, 0) + 1
+    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
+    print(f"{len(paths)} image(s): {summary}; results in {out}/")
+    return 0
+
+
+def _cmd_speed(args: argparse.Namespace) -> int:
+    from .imageio import list_sources
+    from .speed import format_report, measure_speed
+
+    paths = list_sources(args.source, args.image_set)
+    with _detector(args) as det:
+        report = measure_speed(det, paths, warmup=args.warmup, iters=args.iters, pipelined=args.pipelined)
+    print(format_report(report))
+    if args.json:
+        from .fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .model.checkpoint import load_weights
+    from .weights import resolve_weights
+
+    weights = resolve_weights(args.weights)
+    if weights.suffix.lower() != ".pt":
+        raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
+    model, _ = load_weights(weights)
+    out = Path(args.output or weights.with_suffix(".onnx").name)
+    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head)
+    print(f"exported {weights.name} -> {out} ({args.head} head, {args.img}x{args.img}, opset {args.opset})")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.runner import run_eval
+
+    return run_eval(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ascend-slim", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"ascend-slim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("detect", help="detect objects and draw them into images")
+    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000)
+    p.add_argument("--source", required=True, help="image file, folder or glob (with --image-set: the folder)")
+    p.add_argument("--image-set", help="file of image ids (one per line, no suffix): reads <source>/<id>.jpg")
+    p.add_argument("--classes", help="comma-separated class ids or names to keep")
+    p.add_argument("--out", default="image_result", help="output folder (default image_result/)")
+    p.add_argument("--save-txt", action="store_true", help="also write labels/<image>.txt (class cx cy w h conf)")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("speed", help="measure preprocess / inference / postprocess wall-clock time")
+    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000)
+    p.add_argument("--source", required=True, help="image file, folder or glob (with --image-set: the folder)")
+    p.add_argument("--image-set", help="file of image ids: reads <source>/<id>.jpg")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--iters", type=_positive_int, default=None, help="timed images (default: each image once)")
+    p.add_argument("--pipelined", action="store_true", help="also time the pipelined (overlapped) mode")
+    p.add_argument("--json", help="write the report as JSON to this file")
+    p.set_defaults(func=_cmd_speed)
+
+    p = sub.add_parser("eval", help="score a model (or detection files) on Pascal VOC")
+    _add_model_args(p, conf=0.001, iou=0.6, max_det=300)
+    from .evaluation.runner import add_eval_args
+
+    add_eval_args(p)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("export", help="export a .pt checkpoint to ONNX (opset 11, static shapes)")
+    p.add_argument("--weights", help="checkpoint .pt (official Ultralytics or ascend-slim)")
+    p.add_argument("--img", "--img-size", dest="img", type=_positive_int, default=640)
+    p.add_argument("--batch", "--batch-size", dest="batch", type=_positive_int, default=1)
+    p.add_argument("--opset", type=int, default=11)
+    p.add_argument("--head", choices=("raw", "decoded"), default="raw",
+                   help="raw: the three [1,3,h,w,5+nc] logits (Ascend); decoded: one [1,K,5+nc] output")
+    p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
+    p.set_defaults(func=_cmd_export)
+
+    from .ascend.commands import register
+
+    register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except AscendSlimError as exc:
+        print(f"ascend-slim {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``Detector``, the in-process API: the C++ core pre- and post-processes, a backend runs the model."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from . import core
+from .errors import AscendSlimError
+from .imageio import read_image
+from .profiling import StageTimes, maybe_measure
+from .runtime.factory import open_backend
+from .weights import resolve_weights
+
+ImageLike = Union[str, Path, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object in original-image pixels (0-based ``x1, y1, x2, y2``)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    class_id: int
+    name: str
+
+
+@dataclass
+class Detections:
+    """All detections in one image, highest score first."""
+
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2 in original pixels
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int64
+    class_names: Sequence[str]  # the model's class names (indexed by class id)
+    image_shape: tuple[int, int]  # (height, width) of the original image
+    source: str | None = None
+
+    @classmethod
+    def from_array(cls, dets: np.ndarray, class_names: Sequence[str], image_shape: tuple[int, int],
+                   source: str | None = None) -> Detections:
+        return cls(dets[:, :4].astype(np.float32), dets[:, 4].astype(np.float32), dets[:, 5].astype(np.int64),
+                   class_names, image_shape, source)
+
+    def to_array(self) -> np.ndarray:
+        """``Nx6 float32 [x1, y1, x2, y2, score, class]``."""
+        return np.concatenate([self.boxes, self.scores[:, None], self.class_ids[:, None].astype(np.float32)],
+                              axis=1).astype(np.float32)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.class_names[i] for i in self.class_ids]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __iter__(self) -> Iterator[Detection]:
+        for box, score, cid in zip(self.boxes, self.scores, self.class_ids):
+            yield Detection(tuple(float(v) for v in box), float(score), int(cid), self.class_names[cid])
+
+
+@dataclass
+class Prepared:
+    """A preprocessed batch and what is needed to map its boxes back."""
+
+    tensor: np.ndarray
+    ratios: np.ndarray
+    pads: np.ndarray
+    shapes: list[tuple[int, int]]
+    sources: list[str | None]
+
+
+class Detector:
+    """YOLOv5 detector on any backend.
+
+    >>> det = Detector("yolov5n.pt")             # doctest: +SKIP
+    >>> det.predict("bus.jpg").labels            # doctest: +SKIP
+    ['bus', 'person', 'person', 'person', 'person']
+
+    ``weights``: ``.pt`` (official Ultralytics or ascend-slim; exported to a cached ONNX), ``.onnx``
+    (ascend-slim export) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or the official yolov5s.
+    ``img_size`` defaults to the model's own size (640 for checkpoints). ``classes`` keeps only those class
+    ids or names. ``mode`` is the postprocess definition: ``"yolov5"`` or ``"mindx"`` (see ``core``).
+    """
+
+    def __init__(self, weights: str | Path | None = None, backend: str = "auto",
+                 img_size: int | None = None, conf_thres: float = 0.25, iou_thres: float = 0.45,
+                 max_det: int = 1000, classes: Sequence[int | str] | None = None, multi_label: bool = False,
+                 mode: str = "yolov5", providers: Sequence[str] | None = None,
+                 num_threads: int | None = None) -> None:
+        if not 0.0 <= conf_thres <= 1.0 or not 0.0 <= iou_thres <= 1.0:
+            raise AscendSlimError(f"thresholds must lie in [0, 1], got conf {conf_thres}, iou {iou_thres}")
+        if max_det < 1:
+            raise AscendSlimError(f"max_det must be at least 1, got {max_det}")
+        self.weights = resolve_weights(weights)
+        self.backend = open_backend(self.weights, backend, img_size=img_size or 640, providers=providers,
+                                    num_threads=num_threads)
+        self.meta = self.backend.meta
+        if img_size is not None and (img_size, img_size) != self.meta.img_size:
+            raise AscendSlimError(
+                f"{self.weights.name} takes {self.meta.img_size[1]}x{self.meta.img_size[0]} input, not "
+                f"{img_size}: export it again with --img {img_size} or drop --img"
+            )
+        self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
+        self.multi_label, self.mode = multi_label, mode
+        self.classes = self._class_ids(classes) if classes is not None else None
+        self.times: StageTimes | None = None  # set to a StageTimes to record per-stage wall-clock durations
+
+    @property
+    def names(self) -> list[str]:
+        return self.meta.names
+
+    def _class_ids(self, classes: Sequence[int | str]) -> list[int]:
+        ids = []
+        for c in classes:
+            if isinstance(c, str) and not c.isdigit():
+                if c not in self.names:
+                    raise AscendSlimError(f"class {c!r} is not one of the model's {len(self.names)} classes")
+                ids.append(self.names.index(c))
+            elif not 0 <= int(c) < len(self.names):
+                raise AscendSlimError(f"class id {c} out of range: the model has {len(self.names)} classes")
+            else:
+                ids.append(int(c))
+        return ids
+
+    # -- stages -------------------------------------------------------------------------------------
+    def prepare(self, images: Sequence[ImageLike]) -> Prepared:
+        """Read (if paths) and letterbox a batch into the backend's input tensor."""
+        with maybe_measure(self.times, "decode"):
+            arrays = [read_image(im) if not isinstance(im, np.ndarray) else im for im in images]
+        sources = [str(im) if not isinstance(im, np.ndarray) else None for im in images]
+        with maybe_measure(self.times, "preprocess"):
+            tensor, ratios, pads = core.preprocess(arrays, self.meta.img_size, dtype=self.backend.input_dtype,
+                                                   layout=self.backend.input_layout)
+        return Prepared(tensor, ratios, pads, [a.shape[:2] for a in arrays], sources)
+
+    def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run the model on a batch, padding it to the model's static batch size."""
+        n, batch = tensor.shape[0], self.meta.batch
+        if n == batch:
+            with maybe_measure(self.times, "inference"):
+                return self.backend.run(tensor)
+        if n > batch:
+            parts = [self.infer(tensor[i:i + batch]) for i in range(0, n, batch)]
+            return [np.concatenate(outs, axis=0) for outs in zip(*parts)]
+        padded = np.zeros((batch, *tensor.shape[1:]), dtype=tensor.dtype)
+        padded[:n] = tensor
+        return [out[:n] for out in self.infer(padded)]
+
+    def postprocess(self, outputs: list[np.ndarray], prepared: Prepared) -> list[Detections]:
+        """Decode, NMS and map boxes back to each original image."""
+        with maybe_measure(self.times, "postprocess"):
+            return self._postprocess(outputs, prepared)
+
+    def _postprocess(self, outputs: list[np.ndarray], prepared: Prepared) -> list[Detections]:
+        kwargs = dict(conf_thres=self.conf_thres, iou_thres=self.iou_thres, max_det=self.max_det,
+                      multi_label=self.multi_label, classes=self.classes, mode=self.mode)
+        if self.meta.head == "decoded":
+            per_image = core.postprocess_decoded(outputs[0], **kwargs)
+        else:
+            per_image = core.postprocess(outputs, self.meta.anchors, self.meta.strides, **kwargs)
+        results = []
+        for dets, ratio, pad, shape, source in zip(per_image, prepared.ratios, prepared.pads, prepared.shapes,
+                                                   prepared.sources):
+            scaled = core.scale_boxes(dets, float(ratio), (int(pad[0]), int(pad[1])), shape)
+            results.append(Detections.from_array(scaled, self.names, shape, source))
+        return results
+
+    # -- convenience ----------------------------------------------------------------------------------
+    def predict(self, source: ImageLike | Sequence[ImageLike]) -> Detections | list[Detections]:
+        """Detect objects in one image (path or BGR array) or a list of them."""
+        single = isinstance(source, (str, Path, np.ndarray))
+        images = [source] if single else list(source)
+        if not images:
+            raise AscendSlimError("predict() got an empty list of images")
+        results = []
+        for i in range(0, len(images), self.meta.batch):
+            prepared = self.prepare(images[i:i + self.meta.batch])
+            results.extend(self.postprocess(self.infer(prepared.tensor), prepared))
+        return results[0] if single else results
+
+    def stream(self, sources: Iterable[ImageLike], prefetch: int = 4,
+               workers: int = 2) -> Iterator[Detections]:
+        """Pipelined detection in input order: decode and preprocess run ahead in ``workers`` threads and
+        postprocess overlaps the next inference (the C++ core releases the GIL)."""
+        batches = _chunks(iter(sources), self.meta.batch)
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            pending: deque[Future[Prepared]] = deque(
+                pool.submit(self.prepare, b) for b in islice(batches, max(1, prefetch)))
+            post: Future[list[Detections]] | None = None
+            while pending:
+                prepared = pending.popleft().result()
+                nxt = next(batches, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self.prepare, nxt))
+                outputs = self.infer(prepared.tensor)
+                if post is not None:
+                    yield from post.result()
+                post = pool.submit(self.postprocess, outputs, prepared)
+            if post is not None:
+                yield from post.result()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _chunks(items: Iterator[ImageLike], size: int) -> Iterator[list[ImageLike]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
