@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Keep the ONNX export cache of `.pt` weights out of the user's home during tests.
+os.environ.setdefault("ASCEND_SLIM_CACHE", tempfile.mkdtemp(prefix="ascend-slim-test-cache-"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("ASCEND_SLIM_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
@@ -35,3 +39,13 @@ def voc_root(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def yolov5n_pt(data_dir: Path) -> Path:
     return _require(data_dir / "weights" / "yolov5n.pt")
+
+
+@pytest.fixture(scope="session")
+def yolov5n_onnx(yolov5n_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official yolov5n exported once per session (raw head, 640)."""
+    from ascend_slim.export import export_onnx
+    from ascend_slim.model.checkpoint import load_weights
+
+    model, _ = load_weights(yolov5n_pt)
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "yolov5n.onnx", img_size=640)

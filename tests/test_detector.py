@@ -1,0 +1,96 @@
+"""Detector end to end on the official yolov5n and the shared photos."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ascend_slim import AscendSlimError, Detector
+
+
+@pytest.fixture(scope="module")
+def detector(yolov5n_onnx: Path) -> Detector:
+    return Detector(yolov5n_onnx)
+
+
+def test_bus_and_zidane(detector: Detector, images_dir: Path) -> None:
+    bus = detector.predict(images_dir / "bus.jpg")
+    assert Counter(bus.labels) == {"person": 4, "bus": 1}
+    zidane = detector.predict(images_dir / "zidane.jpg")
+    assert Counter(zidane.labels) == {"person": 2, "tie": 1}
+    for dets in (bus, zidane):
+        h, w = dets.image_shape
+        assert np.all(dets.boxes[:, [0, 2]] >= 0) and np.all(dets.boxes[:, [0, 2]] <= w)
+        assert np.all(dets.boxes[:, [1, 3]] >= 0) and np.all(dets.boxes[:, [1, 3]] <= h)
+        assert np.all(np.diff(dets.scores) <= 0)
+        assert dets.to_array().shape == (len(dets), 6)
+
+
+def test_pt_checkpoint_matches_torch_model(yolov5n_pt: Path, images_dir: Path) -> None:
+    """.pt -> cached ONNX -> onnxruntime gives the same boxes as the PyTorch model itself."""
+    images = [images_dir / "bus.jpg", images_dir / "zidane.jpg"]
+    via_onnx = Detector(yolov5n_pt).predict(images)
+    via_torch = Detector(yolov5n_pt, backend="torch").predict(images)
+    for a, b in zip(via_onnx, via_torch):
+        assert a.labels == b.labels
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_stream_equals_predict(detector: Detector, voc_root: Path) -> None:
+    paths = sorted((voc_root / "VOC2007" / "JPEGImages").glob("*.jpg"))[:12]
+    streamed = list(detector.stream(paths, prefetch=3, workers=2))
+    direct = detector.predict(paths)
+    assert [d.source for d in streamed] == [str(p) for p in paths]
+    for a, b in zip(streamed, direct):
+        np.testing.assert_array_equal(a.to_array(), b.to_array())
+
+
+def test_class_filter_and_array_input(yolov5n_onnx: Path, images_dir: Path) -> None:
+    import cv2
+
+    img = cv2.imread(str(images_dir / "bus.jpg"))
+    only_bus = Detector(yolov5n_onnx, classes=["bus"]).predict(img)
+    assert only_bus.labels == ["bus"] and only_bus.source is None
+
+
+def test_onnx_path_never_imports_torch(yolov5n_onnx: Path, images_dir: Path) -> None:
+    code = (
+        "import sys, ascend_slim\n"
+        f"d = ascend_slim.Detector({str(yolov5n_onnx)!r})\n"
+        f"assert len(d.predict({str(images_dir / 'bus.jpg')!r})) == 5\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weights="missing.onnx"), "weights not found"),
+        (dict(conf_thres=1.5), "thresholds"),
+        (dict(img_size=320), "takes 640x640"),
+        (dict(classes=["unicorn"]), "unicorn"),
+        (dict(backend="tensorrt"), "unknown backend"),
+    ],
+)
+def test_bad_arguments(yolov5n_onnx: Path, kwargs: dict, message: str) -> None:
+    options = dict(weights=yolov5n_onnx, **kwargs)
+    with pytest.raises(AscendSlimError, match=message):
+        Detector(**options)
+
+
+def test_corrupt_image_and_model(detector: Detector, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(AscendSlimError, match="cannot decode image"):
+        detector.predict(bad)
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"garbage")
+    with pytest.raises(AscendSlimError, match="cannot load ONNX model"):
+        Detector(fake)
