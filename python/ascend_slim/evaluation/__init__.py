@@ -1,0 +1,1 @@
+"""VOC evaluation: data set reading, devkit-exact metrics, detection files, report and plots."""

@@ -1,0 +1,117 @@
+"""Per-class detection files in the Ascend sample's format: ``det_test_<class>.txt``.
+
+Each line is ``<image_id> <score> <x0> <y0> <x1> <y1>``, single spaces, floats printed with ``%f``, pixel
+coordinates of the original image, 0-based (ACP YOLOv5Prune ``main.cpp`` ``SaveTxt``; the same line format
+as darknet/py-faster-rcnn ``comp4_det_test_<class>.txt``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import coco_name_for_voc
+from ..errors import AscendSlimError
+
+PREFIX = "det_test_"
+
+
+def det_file_name(class_name: str) -> str:
+    return f"{PREFIX}{class_name}.txt"
+
+
+def _format_lines(detections: Mapping[str, np.ndarray], num_classes: int) -> list[list[str]]:
+    lines: list[list[str]] = [[] for _ in range(num_classes)]
+    for image_id, det in detections.items():
+        if not image_id or any(ch.isspace() for ch in image_id):
+            raise AscendSlimError(f"image id {image_id!r} cannot be written to a det file (empty or has spaces)")
+        for x0, y0, x1, y1, score, cls in np.asarray(det, dtype=np.float64).reshape(-1, 6):
+            c = int(cls)
+            if c != cls or not 0 <= c < num_classes:
+                raise ValueError(f"class id {cls} of image {image_id} is not in [0, {num_classes})")
+            lines[c].append(f"{image_id} {score:f} {x0:f} {y0:f} {x1:f} {y1:f}\n")
+    return lines
+
+
+def write_det_files(
+    out_dir: str | Path, detections: Mapping[str, np.ndarray], class_names: Sequence[str]
+) -> list[Path]:
+    """Write one ``det_test_<class>.txt`` per class (empty when the class has no detection).
+
+    ``detections`` maps image id to ``(K, 6)`` ``[x1, y1, x2, y2, score, class_id]`` in 0-based pixels. The
+    folder's contents are made fresh: all files are staged as temporaries first, then every stale
+    ``det_test_*.txt`` is removed and the new files are renamed into place, so nothing is ever appended to an
+    old file and a failure leaves no half-written file. Other files in the folder are left alone.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = _format_lines(detections, len(class_names))
+    targets = [out_dir / det_file_name(name) for name in class_names]
+    staged: list[str] = []
+    try:
+        for path, class_lines in zip(targets, lines):
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append(tmp)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.writelines(class_lines)
+        for stale in out_dir.glob(f"{PREFIX}*.txt"):
+            stale.unlink()
+        for tmp, path in zip(staged, targets):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return targets
+
+
+def _parse_det_file(path: Path, class_id: int, rows: dict[str, list[list[float]]]) -> None:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                if len(parts) != 6:
+                    raise ValueError
+                score, x0, y0, x1, y1 = (float(p) for p in parts[1:])
+                if not all(math.isfinite(v) for v in (score, x0, y0, x1, y1)):
+                    raise ValueError
+            except ValueError:
+                raise AscendSlimError(
+                    f"{path}:{lineno}: expected '<image_id> <score> <x0> <y0> <x1> <y1>' with finite numbers, "
+                    f"got {line.strip()!r}"
+                ) from None
+            rows.setdefault(parts[0], []).append([x0, y0, x1, y1, score, class_id])
+
+
+def read_det_files(det_dir: str | Path, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read ``det_test_<class>.txt`` files back into ``{image_id: (K, 6) array}`` (0-based, as written).
+
+    For a VOC class the COCO-named file is accepted too (``det_test_airplane.txt`` for ``aeroplane``), so files
+    written on a device by a COCO model can be scored. A class without a file has no detections; files of
+    other classes are ignored. No file for any class is an error.
+    """
+    det_dir = Path(det_dir)
+    if not det_dir.is_dir():
+        raise AscendSlimError(f"detection folder not found: {det_dir}")
+    rows: dict[str, list[list[float]]] = {}
+    found = 0
+    for c, name in enumerate(class_names):
+        for candidate in dict.fromkeys((name, coco_name_for_voc(name))):
+            path = det_dir / det_file_name(candidate)
+            if path.is_file():
+                _parse_det_file(path, c, rows)
+                found += 1
+                break
+    if not found:
+        raise AscendSlimError(
+            f"no {PREFIX}<class>.txt file in {det_dir} for any of the {len(class_names)} classes "
+            f"({', '.join(class_names[:3])}, ...)"
+        )
+    return {image_id: np.asarray(r, dtype=np.float64) for image_id, r in rows.items()}
