@@ -9,7 +9,7 @@ import pytest
 
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.errors import AscendSlimError
-from ascend_slim.evaluation.detfiles import read_det_files, write_det_files
+from ascend_slim.evaluation.detfiles import read_det_files, round_as_written, write_det_files
 from ascend_slim.evaluation.metrics import evaluate
 from ascend_slim.evaluation.voc import load_voc
 
@@ -123,6 +123,23 @@ def test_round_trip_and_from_txt_scores_equal_in_memory_scores(tmp_path: Path, v
     from_txt = evaluate(back, voc_test.annotations, VOC_CLASSES)
     np.testing.assert_array_equal(in_memory.ap, from_txt.ap)
     np.testing.assert_array_equal(in_memory.ap50_voc07, from_txt.ap50_voc07)
+
+
+def test_float32_detections_scored_in_memory_equal_their_det_files(tmp_path: Path, voc_test):
+    # model-like output: float32 scores, many of which tie once written with 6 decimals
+    rng = np.random.default_rng(11)
+    detections = {}
+    for image_id, d in _synthetic_detections(voc_test, seed=4, per_image=40).items():
+        d[:, :4] += rng.random((len(d), 4))
+        d[:, 4] = rng.random(len(d)) * 1e-3  # 16,680 scores below 0.001: ties after rounding
+        detections[image_id] = d.astype(np.float32).astype(np.float64)
+    write_det_files(tmp_path, detections, VOC_CLASSES)
+    from_txt = evaluate(read_det_files(tmp_path, VOC_CLASSES), voc_test.annotations, VOC_CLASSES)
+    rounded = evaluate(round_as_written(detections), voc_test.annotations, VOC_CLASSES)
+    np.testing.assert_array_equal(rounded.ap, from_txt.ap)
+    np.testing.assert_array_equal(rounded.ap50_voc07, from_txt.ap50_voc07)
+    unrounded = evaluate(detections, voc_test.annotations, VOC_CLASSES)
+    assert np.abs(unrounded.ap - from_txt.ap).max() > 0  # the ties do change something without rounding
 
 
 def test_real_annotations_match_the_devkit_loop(tmp_path: Path, voc_test):

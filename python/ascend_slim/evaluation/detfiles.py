@@ -38,6 +38,22 @@ def _format_lines(detections: Mapping[str, np.ndarray], num_classes: int) -> lis
     return lines
 
 
+def round_as_written(detections: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The detections with scores and coordinates rounded to the 6 decimals that ``%f`` writes.
+
+    Scoring these gives exactly what scoring the written files gives (``--from-txt``): rounding can tie
+    scores, and ties then break the same way. Exact for values that come from float32 (x * 10**6 is then
+    exact in float64, so rounding half to even matches ``%f``); other float64 values can differ in rare
+    half-way cases.
+    """
+    out = {}
+    for image_id, det in detections.items():
+        det = np.asarray(det, dtype=np.float64).reshape(-1, 6).copy()
+        det[:, :5] = np.round(det[:, :5], 6)
+        out[image_id] = det
+    return out
+
+
 def write_det_files(
     out_dir: str | Path, detections: Mapping[str, np.ndarray], class_names: Sequence[str]
 ) -> list[Path]:
