@@ -23,7 +23,7 @@ def autopad(k: int, p: int | None = None) -> int:
 
 
 class Conv(nn.Module):
-    """Conv2d (no bias) + BatchNorm2d + SiLU; after :meth:`fuse` the conv carries the BN and ``bn`` is Identity."""
+    """Conv2d (no bias) + BatchNorm2d + SiLU; after :meth:`fuse` the conv carries the BN and ``bn`` is None."""
 
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None) -> None:
         super().__init__()
@@ -32,13 +32,14 @@ class Conv(nn.Module):
         self.act = nn.SiLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.conv(x)
+        return self.act(x if self.bn is None else self.bn(x))
 
     def fuse(self) -> None:
         """Fold the BatchNorm into the conv weights and bias (inference only)."""
-        if isinstance(self.bn, nn.BatchNorm2d):
+        if self.bn is not None:
             self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
-            self.bn = nn.Identity()
+            self.bn = None
 
 
 class Bottleneck(nn.Module):
@@ -132,7 +133,7 @@ class Focus(nn.Module):
         big = torch.zeros(c2, c1, 2 * k, 2 * k, dtype=w.dtype)
         for g, (dy, dx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
             big[:, :, dy::2, dx::2] = w[:, g]
-        if isinstance(self.conv.bn, nn.Identity):  # already fused: carry the bias, drop the BN
+        if self.conv.bn is None:  # already fused: carry the bias, drop the BN
             out.fuse()
             out.conv.bias.data.copy_(inner.bias.detach())
         else:

@@ -70,7 +70,8 @@ class Detect(nn.Module):
             xy, wh, conf = h.sigmoid().split((2, 2, self.no - 4), 4)
             xy = (xy * 2 + grid) * s
             wh = (wh * 2) ** 2 * anchor_grid
-            out.append(torch.cat((xy, wh, conf), 4).flatten(1, 3))
+            k = anchor_grid.shape[1] * grid.shape[2] * grid.shape[3]  # plain ints even when tracing: static reshape
+            out.append(torch.cat((xy, wh, conf), 4).reshape(-1, k, self.no))
         return torch.cat(out, 1)
 
 

@@ -1,0 +1,105 @@
+"""ONNX export for Ascend ATC (opset 11) and onnxruntime: static shapes, BN fused, model facts in metadata."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from .errors import AscendSlimError
+from .model.common import Focus
+from .model.yolo import YOLOv5
+
+HEADS = ("raw", "decoded")
+
+
+class _RawHeads(nn.Module):
+    """Outputs the nl post-permute logit tensors ``[N, na, ny, nx, 5 + nc]`` (no decode subgraph)."""
+
+    def __init__(self, model: YOLOv5) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model(x))
+
+
+class _DecodedHead(nn.Module):
+    """Outputs one ``[N, K, 5 + nc]`` tensor; grids are constants for the fixed input size."""
+
+    def __init__(self, model: YOLOv5, img_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.model = model
+        shapes = [(int(img_size[0] // s), int(img_size[1] // s)) for s in model.strides]
+        self.grids = model.detect.make_grids(shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(self.model(x), self.grids)
+
+
+def deployable(model: YOLOv5) -> YOLOv5:
+    """A copy for inference export: fp32, eval mode, BN fused, each Focus stem as one strided conv (no slicing)."""
+    out = copy.deepcopy(model).float().eval().fuse()
+    for i, m in enumerate(out.model):
+        if isinstance(m, Focus):
+            conv = m.as_conv()
+            conv.f, conv.i = m.f, m.i
+            out.model[i] = conv
+    return out
+
+
+def _size(img_size: int | tuple[int, int], stride: int) -> tuple[int, int]:
+    h, w = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+    if h <= 0 or w <= 0 or h % stride or w % stride:
+        raise AscendSlimError(f"image size {h}x{w} must be positive multiples of the model stride {stride}")
+    return h, w
+
+
+def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int] = 640, batch: int = 1,
+                opset: int = 11, head: str = "raw", history_note: str | None = None) -> Path:
+    """Export ``model`` to ONNX at a static ``[batch, 3, h, w]`` input named ``images``; written atomically.
+
+    ``head="raw"``: outputs ``head0..head{nl-1}`` in stride order, each ``[batch, na, h/s, w/s, 5 + nc]`` logits
+    (what Ascend's YOLOv5 postprocessors and the C++ core decode). ``head="decoded"``: one output ``output0``
+    ``[batch, K, 5 + nc]`` (xywh pixels, sigmoid scores). ``metadata_props`` carry :class:`ModelMeta`, with an
+    export step (and ``history_note``) appended to the model history.
+    """
+    if head not in HEADS:
+        raise AscendSlimError(f"unknown head layout {head!r}: choose 'raw' or 'decoded'")
+    if batch < 1:
+        raise AscendSlimError(f"batch must be >= 1, got {batch}")
+    size = _size(img_size, int(max(model.strides)))
+    net = deployable(model)
+    wrapper = _RawHeads(net) if head == "raw" else _DecodedHead(net, size)
+    outputs = [f"head{i}" for i in range(len(net.strides))] if head == "raw" else ["output0"]
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deliberate: it is the one that writes opset 11 (what ATC accepts)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapper, (torch.zeros(batch, 3, *size),), buffer, opset_version=opset, dynamo=False,
+                          input_names=["images"], output_names=outputs, do_constant_folding=True)
+    proto = onnx.load_from_string(buffer.getvalue())
+    meta = net.meta(size, head=head, batch=batch)
+    meta.history.append({"action": "export_onnx", "opset": opset, "head": head, "img_size": list(size),
+                         "batch": batch, **({"note": history_note} if history_note else {})})
+    for key, value in meta.to_props().items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
