@@ -72,7 +72,7 @@ class AclBackend(Backend):
         _status(acl.mdl.get_desc(desc, self._model_id), "acl.mdl.get_desc")
         self._check_model(om, desc)
         self._input, self._input_ds = self._dataset([self._input_size])
-        self._outputs, self._output_ds = self._dataset([size for _, size in self._heads])
+        self._outputs, self._output_ds = self._dataset(self._output_sizes)
 
     def _check_model(self, om: Path, desc: object) -> None:
         acl, meta = self._acl, self.meta
@@ -99,9 +99,9 @@ class AclBackend(Backend):
             shapes.append(dims)
         if sorted(shapes) != sorted(expected):
             raise AscendSlimError(f"{om} outputs {shapes} are not the raw heads {expected} of its model facts")
-        # device output index and byte size for each head, in meta.strides order
-        self._heads = [(shapes.index(shape), acl.mdl.get_output_size_by_index(desc, shapes.index(shape)))
-                       for shape in expected]
+        self._output_sizes = [acl.mdl.get_output_size_by_index(desc, i) for i in range(len(shapes))]
+        # device output index and byte size of each head, in meta.strides order
+        self._heads = [(shapes.index(shape), self._output_sizes[shapes.index(shape)]) for shape in expected]
         self._head_shapes = expected
         for (_, size), shape in zip(self._heads, expected):
             if size != int(np.prod(shape)) * 4:
