@@ -163,6 +163,7 @@ def test_empty_classes_images_without_objects_and_class_without_gt():
     # means over a and b only
     assert res.mean("ap50") == pytest.approx(0.25)
     assert res.mean("ap50_voc07") == pytest.approx(0.25)
+    assert res.means == pytest.approx({m: res.mean(m) for m in ("ap50_voc07", "ap50", "ap55_sample", "ap50_95")})
     assert res.num_images == 3 and res.ignored_detections == 1
     d = res.to_dict()
     assert d["classes"][2]["ap50"] is None and d["metrics"]["ap50"]["mean"] == pytest.approx(0.25)

@@ -116,6 +116,11 @@ class EvalResult:
         values = self.per_class(metric)[self.npos > 0]
         return float(values.mean()) if values.size else float("nan")
 
+    @property
+    def means(self) -> dict[str, float]:
+        """Every metric's mean over the classes with ground truth, keyed like METRIC_LABELS."""
+        return {m: self.mean(m) for m in METRIC_LABELS}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (NaN becomes None); PR curves are left out."""
 
@@ -129,7 +134,7 @@ class EvalResult:
             row["ap_per_iou"] = [num(v) for v in self.ap[c]]
             classes.append(row)
         return {
-            "metrics": {m: {"label": label, "mean": num(self.mean(m))} for m, label in METRIC_LABELS.items()},
+            "metrics": {m: {"label": METRIC_LABELS[m], "mean": num(v)} for m, v in self.means.items()},
             "iou_thresholds": list(IOU_THRESHOLDS),
             "num_images": self.num_images,
             "num_classes_evaluated": int((self.npos > 0).sum()),
