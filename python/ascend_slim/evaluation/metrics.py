@@ -195,7 +195,9 @@ def _best_overlaps(
     return ovmax, gmax
 
 
-def _pr_curve(ovmax: np.ndarray, gmax: np.ndarray, gt_difficult: np.ndarray, npos: int, thr: float):
+def _pr_curve(
+    ovmax: np.ndarray, gmax: np.ndarray, gt_difficult: np.ndarray, npos: int, thr: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision over score-sorted detections at one IoU threshold (ignored detections dropped)."""
     hit = ovmax > thr
     difficult = hit & gt_difficult[gmax] if gt_difficult.size else np.zeros_like(hit)
