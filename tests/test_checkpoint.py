@@ -98,7 +98,7 @@ def test_plain_state_dict_is_refused(tmp_path: Path) -> None:
 
 
 # -- Ultralytics-style pickles written here (v5.0 Focus/SPP layout, v7 DetectionModel, EMA) -------------------
-def _ultralytics_pickle(path: Path, monkeypatch: pytest.MonkeyPatch, cfg: dict, models: dict[str, YOLOv5],
+def _ultralytics_pickle(path: Path, monkeypatch: pytest.MonkeyPatch, cfg: dict | None, models: dict[str, YOLOv5],
                         model_class: str = "Model", names_as_dict: bool = False) -> Path:
     """Save models the way YOLOv5's train.py does: whole pickled ``models.yolo.<model_class>`` objects, fp16."""
     common, yolo = types.ModuleType("models.common"), types.ModuleType("models.yolo")
@@ -162,6 +162,19 @@ def test_v7_detection_model_with_name_dict_imports(tmp_path: Path, monkeypatch: 
     assert info["weights"] == "model" and model.names == ["cat", "dog"] and model.nc == 2
     np.testing.assert_allclose(model.anchors_px(), src.anchors_px(), rtol=1e-3)
     assert model.spec["anchors"][0][0] == pytest.approx([15.0, 19.5], rel=1e-3)
+
+
+def test_pickled_model_without_yaml_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _ultralytics_pickle(tmp_path / "noyaml.pt", monkeypatch, None, {"model": YOLOv5.from_yaml("yolov5n")})
+    with pytest.raises(AscendSlimError, match="lacks its yaml"):
+        load_weights(path)
+
+
+def test_pickled_model_with_mismatching_yaml_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _ultralytics_pickle(tmp_path / "other.pt", monkeypatch, read_yaml("yolov5s"),
+                               {"model": YOLOv5.from_yaml("yolov5n")})
+    with pytest.raises(AscendSlimError, match="do not fit"):
+        load_weights(path)
 
 
 # -- own format -------------------------------------------------------------------------------------------

@@ -218,7 +218,10 @@ def load_weights(path: str | Path) -> tuple[YOLOv5, dict]:
     if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
         return _load_own(ckpt, path)
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), PickledObject):
-        return _import_ultralytics(ckpt, path)
+        try:
+            return _import_ultralytics(ckpt, path)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            raise AscendSlimError(f"{path}: malformed YOLOv5 checkpoint ({type(exc).__name__}: {exc})") from None
     raise AscendSlimError(f"{path} is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint")
 
 
