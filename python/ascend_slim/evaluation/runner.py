@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,9 @@ from tqdm import tqdm
 
 from ..classes import VOC_CLASSES, class_map
 from ..errors import AscendSlimError
-from ..fileio import atomic_write_text
-from .detfiles import read_det_files, write_det_files
+from .detfiles import read_det_files, round_as_written, write_det_files
 from .metrics import evaluate
-from .report import format_table
+from .report import format_table, write_json
 from .voc import VOCDataset, load_voc
 
 METRICS = {"voc07": "ap50_voc07", "all": "ap50", "sample": "ap55_sample", "coco": "ap50_95"}
@@ -75,6 +73,7 @@ def run_eval(args: argparse.Namespace) -> int:
             detections = detect_dataset(det, ds, workers=args.workers)
             source = f"{det.weights} ({det.backend.name}, {det.meta.img_size[1]}x{det.meta.img_size[0]})"
         write_det_files(args.out, detections, ds.class_names)
+        detections = round_as_written(detections)  # score exactly what the files hold, as --from-txt would
 
     result = evaluate(detections, ds.annotations, ds.class_names)
     print(f"{source} on VOC{args.year} {args.split}: {len(ds.ids)} images, {len(ds.skipped)} skipped")
@@ -82,9 +81,9 @@ def run_eval(args: argparse.Namespace) -> int:
     headline = METRICS[args.metric]
     print(f"{args.metric}: {headline} = {result.means[headline]:.4f}")
     if args.json:
-        payload = {"source": source, "data": str(args.data), "year": args.year, "split": args.split,
-                   "images": len(ds.ids), "skipped": ds.skipped, **result.to_dict()}
-        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+        settings = {"source": source, "data": str(args.data), "year": args.year, "split": args.split,
+                    "conf_thres": args.conf_thres, "iou_thres": args.iou_thres, "max_det": args.max_det}
+        write_json(args.json, result, extra={"settings": settings, "skipped": ds.skipped})
     if args.plots:
         from .plots import plot_class_ap, plot_pr_curves
 
