@@ -43,9 +43,9 @@ def yolov5n_pt(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def yolov5n_onnx(yolov5n_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The official yolov5n exported once per session (raw head, 640)."""
+    """The official yolov5n exported once per session (raw head, dynamic size, 640 nominal)."""
     from ascend_slim.export import export_onnx
     from ascend_slim.model.checkpoint import load_weights
 
     model, _ = load_weights(yolov5n_pt)
-    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "yolov5n.onnx", img_size=640)
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "yolov5n.onnx", img_size=640, dynamic=True)

@@ -109,8 +109,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     model, _ = load_weights(weights)
     out = Path(args.output or weights.with_suffix(".onnx").name)
-    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head)
-    print(f"exported {weights.name} -> {out} ({args.head} head, {args.img}x{args.img}, opset {args.opset})")
+    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
+                dynamic=args.dynamic)
+    shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"
+    print(f"exported {weights.name} -> {out} ({args.head} head, {shape}, opset {args.opset})")
     return 0
 
 
@@ -158,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=11)
     p.add_argument("--head", choices=("raw", "decoded"), default="raw",
                    help="raw: the three [1,3,h,w,5+nc] logits (Ascend); decoded: one [1,K,5+nc] output")
+    p.add_argument("--dynamic", action="store_true",
+                   help="variable height/width for onnxruntime (rectangular letterbox); Ascend needs static")
     p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
     p.set_defaults(func=_cmd_export)
 

@@ -86,14 +86,17 @@ class Detector:
 
     ``weights``: ``.pt`` (official Ultralytics or ascend-slim; exported to a cached ONNX), ``.onnx``
     (ascend-slim export) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or the official yolov5s.
-    ``img_size`` defaults to the model's own size (640 for checkpoints). ``classes`` keeps only those class
-    ids or names. ``mode`` is the postprocess definition: ``"yolov5"`` or ``"mindx"`` (see ``core``).
+    ``img_size`` defaults to the model's own size (640 for checkpoints). ``rect`` letterboxes each image to
+    the smallest stride multiple around ``img_size`` (as Ultralytics ``detect.py``) instead of the full square;
+    it needs a model with dynamic input size and is the default for those (``.pt`` weights run as a dynamic
+    ONNX export). ``classes`` keeps only those class ids or names. ``mode`` is the postprocess definition:
+    ``"yolov5"`` or ``"mindx"`` (see ``core``).
     """
 
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
                  img_size: int | None = None, conf_thres: float = 0.25, iou_thres: float = 0.45,
                  max_det: int = 1000, classes: Sequence[int | str] | None = None, multi_label: bool = False,
-                 mode: str = "yolov5", providers: Sequence[str] | None = None,
+                 mode: str = "yolov5", rect: bool | None = None, providers: Sequence[str] | None = None,
                  num_threads: int | None = None) -> None:
         if not 0.0 <= conf_thres <= 1.0 or not 0.0 <= iou_thres <= 1.0:
             raise AscendSlimError(f"thresholds must lie in [0, 1], got conf {conf_thres}, iou {iou_thres}")
@@ -103,11 +106,24 @@ class Detector:
         self.backend = open_backend(self.weights, backend, img_size=img_size or 640, providers=providers,
                                     num_threads=num_threads)
         self.meta = self.backend.meta
-        if img_size is not None and (img_size, img_size) != self.meta.img_size:
+        stride = int(max(self.meta.strides))
+        if self.meta.dynamic:
+            if img_size is not None and img_size % stride:
+                raise AscendSlimError(f"--img {img_size} must be a multiple of the model stride {stride}")
+            self.img_size = (img_size, img_size) if img_size else self.meta.img_size
+        elif img_size is not None and (img_size, img_size) != self.meta.img_size:
             raise AscendSlimError(
                 f"{self.weights.name} takes {self.meta.img_size[1]}x{self.meta.img_size[0]} input, not "
                 f"{img_size}: export it again with --img {img_size} or drop --img"
             )
+        else:
+            self.img_size = self.meta.img_size
+        self.rect = self.meta.dynamic if rect is None else rect
+        if self.rect and not self.meta.dynamic:
+            raise AscendSlimError(f"{self.weights.name} has a static input size: rectangular letterbox needs a "
+                                  "dynamic export (ascend-slim export --dynamic)")
+        self.batch = 1 if self.rect else self.meta.batch
+        self.stride = stride
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.multi_label, self.mode = multi_label, mode
         self.classes = self._class_ids(classes) if classes is not None else None
@@ -137,13 +153,13 @@ class Detector:
             arrays = [read_image(im) if not isinstance(im, np.ndarray) else im for im in images]
         sources = [str(im) if not isinstance(im, np.ndarray) else None for im in images]
         with maybe_measure(self.times, "preprocess"):
-            tensor, ratios, pads = core.preprocess(arrays, self.meta.img_size, dtype=self.backend.input_dtype,
-                                                   layout=self.backend.input_layout)
+            tensor, ratios, pads = core.preprocess(arrays, self.img_size, auto=self.rect, stride=self.stride,
+                                                   dtype=self.backend.input_dtype, layout=self.backend.input_layout)
         return Prepared(tensor, ratios, pads, [a.shape[:2] for a in arrays], sources)
 
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on a batch, padding it to the model's static batch size."""
-        n, batch = tensor.shape[0], self.meta.batch
+        n, batch = tensor.shape[0], self.batch
         if n == batch:
             with maybe_measure(self.times, "inference"):
                 return self.backend.run(tensor)
@@ -181,8 +197,8 @@ class Detector:
         if not images:
             raise AscendSlimError("predict() got an empty list of images")
         results = []
-        for i in range(0, len(images), self.meta.batch):
-            prepared = self.prepare(images[i:i + self.meta.batch])
+        for i in range(0, len(images), self.batch):
+            prepared = self.prepare(images[i:i + self.batch])
             results.extend(self.postprocess(self.infer(prepared.tensor), prepared))
         return results[0] if single else results
 
@@ -190,7 +206,7 @@ class Detector:
                workers: int = 2) -> Iterator[Detections]:
         """Pipelined detection in input order: decode and preprocess run ahead in ``workers`` threads and
         postprocess overlaps the next inference (the C++ core releases the GIL)."""
-        batches = _chunks(iter(sources), self.meta.batch)
+        batches = _chunks(iter(sources), self.batch)
         with ThreadPoolExecutor(max(1, workers)) as pool:
             pending: deque[Future[Prepared]] = deque(
                 pool.submit(self.prepare, b) for b in islice(batches, max(1, prefetch)))

@@ -63,8 +63,11 @@ def _size(img_size: int | tuple[int, int], stride: int) -> tuple[int, int]:
 
 
 def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int] = 640, batch: int = 1,
-                opset: int = 11, head: str = "raw", history_note: str | None = None) -> Path:
+                opset: int = 11, head: str = "raw", history_note: str | None = None, dynamic: bool = False) -> Path:
     """Export ``model`` to ONNX at a static ``[batch, 3, h, w]`` input named ``images``; written atomically.
+
+    ``dynamic=True`` (raw head only, for onnxruntime; ATC needs static shapes) lets height and width vary, so
+    images can be letterboxed to the smallest stride multiple as Ultralytics ``detect.py`` does.
 
     ``head="raw"``: outputs ``head0..head{nl-1}`` in stride order, each ``[batch, na, h/s, w/s, 5 + nc]`` logits
     (what Ascend's YOLOv5 postprocessors and the C++ core decode). ``head="decoded"``: one output ``output0``
@@ -75,20 +78,25 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
         raise AscendSlimError(f"unknown head layout {head!r}: choose 'raw' or 'decoded'")
     if batch < 1:
         raise AscendSlimError(f"batch must be >= 1, got {batch}")
+    if dynamic and head != "raw":
+        raise AscendSlimError("dynamic input sizes need the raw head (the decoded head bakes in its grids)")
     size = _size(img_size, int(max(model.strides)))
     net = deployable(model)
     wrapper = _RawHeads(net) if head == "raw" else _DecodedHead(net, size)
     outputs = [f"head{i}" for i in range(len(net.strides))] if head == "raw" else ["output0"]
+    axes = {name: {2: f"{name}_h", 3: f"{name}_w"} for name in ["images", *outputs]} if dynamic else None
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter is deliberate: it is the one that writes opset 11 (what ATC accepts)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(wrapper, (torch.zeros(batch, 3, *size),), buffer, opset_version=opset, dynamo=False,
-                          input_names=["images"], output_names=outputs, do_constant_folding=True)
+                          input_names=["images"], output_names=outputs, do_constant_folding=True,
+                          dynamic_axes=axes)
     proto = onnx.load_from_string(buffer.getvalue())
     meta = net.meta(size, head=head, batch=batch)
+    meta.dynamic = dynamic
     meta.history.append({"action": "export_onnx", "opset": opset, "head": head, "img_size": list(size),
-                         "batch": batch, **({"note": history_note} if history_note else {})})
+                         "batch": batch, "dynamic": dynamic, **({"note": history_note} if history_note else {})})
     for key, value in meta.to_props().items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

@@ -29,6 +29,7 @@ class ModelMeta:
     img_size: tuple[int, int]  # (height, width)
     head: str = "raw"
     batch: int = 1
+    dynamic: bool = False  # height and width may vary (CPU exports); img_size is then the largest side
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -55,6 +56,7 @@ class ModelMeta:
             "img_size": list(self.img_size),
             "head": self.head,
             "batch": self.batch,
+            "dynamic": self.dynamic,
             "history": self.history,
         }
         return {META_KEY_PREFIX + k: json.dumps(v) for k, v in values.items()}
@@ -68,7 +70,8 @@ class ModelMeta:
             return cls(names=list(values["names"]), strides=[float(s) for s in values["strides"]],
                        anchors=np.asarray(values["anchors"], dtype=np.float32),
                        img_size=tuple(values["img_size"]), head=values["head"],
-                       batch=int(values.get("batch", 1)), history=list(values.get("history", [])))
+                       batch=int(values.get("batch", 1)), dynamic=bool(values.get("dynamic", False)),
+                       history=list(values.get("history", [])))
         except (KeyError, ValueError, TypeError) as exc:
             raise AscendSlimError(
                 f"{source} carries no ascend-slim model facts ({exc}); export it with `ascend-slim export`"

@@ -81,15 +81,15 @@ def download_default_weights(url: str = DEFAULT_WEIGHTS_URL) -> Path:
 
 
 def onnx_for_checkpoint(weights: Path, img_size: int | tuple[int, int], batch: int = 1, opset: int = 11,
-                        head: str = "raw") -> Path:
+                        head: str = "raw", dynamic: bool = False) -> Path:
     """An ONNX export of a ``.pt`` checkpoint, cached by content hash and export settings (imports torch)."""
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
-    key = f"{file_sha256(weights)[:16]}-{h}x{w}-b{batch}-op{opset}-{head}"
+    key = f"{file_sha256(weights)[:16]}-{h}x{w}-b{batch}-op{opset}-{head}{'-dynamic' if dynamic else ''}"
     target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
     if not target.is_file():
         from .export import export_onnx
         from .model.checkpoint import load_weights
 
         model, _ = load_weights(weights)
-        export_onnx(model, target, img_size=(h, w), batch=batch, opset=opset, head=head)
+        export_onnx(model, target, img_size=(h, w), batch=batch, opset=opset, head=head, dynamic=dynamic)
     return target

@@ -69,7 +69,7 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         from ..cli import _detector
 
-        with _detector(args, multi_label=True) as det:
+        with _detector(args, multi_label=True, rect=False) as det:  # square letterbox, as the reference
             detections = detect_dataset(det, ds, workers=args.workers)
             source = f"{det.weights} ({det.backend.name}, {det.meta.img_size[1]}x{det.meta.img_size[0]})"
         write_det_files(args.out, detections, ds.class_names)

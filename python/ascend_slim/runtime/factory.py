@@ -15,7 +15,8 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
                  providers: Sequence[str] | None = None, num_threads: int | None = None) -> Backend:
     """Open ``weights`` (.onnx, .pt or .om) with the named backend; ``auto`` picks by file type.
 
-    ``.pt`` checkpoints run through a cached ONNX export on onnxruntime (or in PyTorch with ``torch``);
+    ``.pt`` checkpoints run through a cached ONNX export with dynamic height and width on onnxruntime (or in
+    PyTorch with ``torch``);
     ``.om`` files need an Ascend backend (``acl`` or ``mindx``).
     """
     if backend not in BACKENDS:
@@ -34,7 +35,7 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
     if suffix == ".pt":
         from ..weights import onnx_for_checkpoint
 
-        weights = onnx_for_checkpoint(weights, img_size)
+        weights = onnx_for_checkpoint(weights, img_size, dynamic=True)
     if weights.suffix.lower() != ".onnx":
         raise AscendSlimError(f"cannot run {weights.name} with onnxruntime: expected a .onnx or .pt file")
     from .onnxruntime_backend import OnnxRuntimeBackend

@@ -53,7 +53,8 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        if tensor.shape[1:] != self.input_shape[1:]:
+        fixed = [(got, want) for got, want in zip(tensor.shape, self.input_shape) if isinstance(want, int)]
+        if tensor.ndim != 4 or any(got != want for got, want in fixed):
             raise AscendSlimError(
                 f"input batch shape {tuple(tensor.shape)} does not match the model input {self.input_shape}"
             )

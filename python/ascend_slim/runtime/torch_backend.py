@@ -24,6 +24,7 @@ class TorchBackend(Backend):
         self.model = model.fuse().eval()
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.meta = self.model.meta(size, head="raw")
+        self.meta.dynamic = True
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         with self._torch.inference_mode():
