@@ -5,21 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import _fraction, _positive_int
 from .postprocess_cfg import DETECT_THRESHOLDS, EVAL_THRESHOLDS, Thresholds
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
-
-
-def _image_size(text: str) -> int:
-    value = int(text)
-    if value < 32 or value % 32:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32, got {text}")
-    return value
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
@@ -47,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``deploy`` and ``convert`` to the CLI's subparsers (each sets ``func``)."""
     p = sub.add_parser("deploy", help="write the Ascend 310 bundle: ONNX, AIPP, ATC script, MindX pipelines and cfgs")
     p.add_argument("--weights", help="checkpoint .pt (default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt)")
-    p.add_argument("--img", "--img-size", dest="img", type=_image_size, default=512,
+    p.add_argument("--img", "--img-size", dest="img", type=_positive_int, default=512,
                    help="square model input size (default 512)")
     p.add_argument("--soc", default="Ascend310", help="ATC --soc_version (default Ascend310)")
     p.add_argument("--classes", choices=("voc", "coco"), help="remap the model to this class set first")
