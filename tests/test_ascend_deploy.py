@@ -138,3 +138,26 @@ def test_failed_deploy_leaves_nothing(yolov5n_pt: Path, tmp_path: Path) -> None:
     with pytest.raises(AscendSlimError, match=r"needs a \.pt"):
         deploy(onnx_file, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_decoded_export_is_cut_at_the_raw_heads(yolov5n_pt: Path, tmp_path: Path) -> None:
+    """An export with the decode subgraph needs --out_nodes; cutting the graph at those nodes gives exactly the
+    raw heads of the raw export."""
+    import onnxruntime as ort
+
+    from ascend_slim.export import export_onnx
+    from ascend_slim.model.checkpoint import load_weights
+
+    model, _ = load_weights(yolov5n_pt)
+    decoded = export_onnx(model, tmp_path / "decoded.onnx", img_size=128, head="decoded")
+    raw = export_onnx(model, tmp_path / "raw.onnx", img_size=128, head="raw")
+    nodes = inspect_onnx(decoded).out_nodes
+    assert nodes is not None and len(nodes) == 3
+    graph = onnx.load(str(decoded)).graph
+    outputs = {n.name: n.output[0] for n in graph.node}
+    cut = tmp_path / "cut.onnx"
+    onnx.utils.extract_model(str(decoded), str(cut), ["images"], [outputs[n.rsplit(":", 1)[0]] for n in nodes])
+    x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (cut, raw)]
+    for got, ref in zip(*(s.run(None, {"images": x}) for s in sessions)):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
