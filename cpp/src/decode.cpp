@@ -1,0 +1,146 @@
+#include "ascend_slim/decode.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "ascend_slim/half.hpp"
+
+namespace ascend_slim {
+
+namespace {
+
+inline double sigmoid(double t) { return 1.0 / (1.0 + std::exp(-t)); }
+
+// A float bound below logit(p): every t with sigmoid(t) > p has t > bound, so most cells are rejected by
+// one float comparison on the raw logit before any exp (the exact test follows in double).
+float logit_floor(double p) {
+    if (!(p > 0.0)) return -std::numeric_limits<float>::infinity();
+    if (p >= 1.0) return std::numeric_limits<float>::infinity();
+    const double l = std::log(p) - std::log1p(-p);
+    return static_cast<float>(l - 1e-4 * (1.0 + std::fabs(l)));
+}
+
+inline float load(const float* p, int64_t i) { return p[i]; }
+inline float load(const uint16_t* p, int64_t i) { return half_to_float(p[i]); }
+
+// Stores the corners as float; false when any is not finite (NaN input, or beyond the float range).
+inline bool set_corners(Box& b, double x1, double y1, double x2, double y2) {
+    b.x1 = static_cast<float>(x1), b.y1 = static_cast<float>(y1);
+    b.x2 = static_cast<float>(x2), b.y2 = static_cast<float>(y2);
+    return std::isfinite(b.x1) && std::isfinite(b.y1) && std::isfinite(b.x2) && std::isfinite(b.y2);
+}
+
+// Emits the candidates of one cell whose objectness `obj` passed. value(c) is class c's raw value (a logit or
+// a probability) and prob(v) its probability; values not above `bound` cannot pass and are skipped cheaply.
+// make_box(Box&) fills the coordinates and returns false when they are not finite.
+template <typename Value, typename Prob, typename MakeBox>
+void emit_classes(int64_t nc, double obj, float bound, const CandidateRule& rule, Value&& value, Prob&& prob,
+                  MakeBox&& make_box, std::vector<Box>& out) {
+    Box box{};
+    bool have_box = false;
+    auto push = [&](double score, int64_t c) {
+        if (!have_box) {
+            if (!make_box(box)) return false;
+            have_box = true;
+        }
+        box.score = static_cast<float>(score);
+        box.cls = static_cast<int32_t>(c);
+        out.push_back(box);
+        return true;
+    };
+    if (rule.multi_label) {
+        for (int64_t c = 0; c < nc; ++c) {
+            const float v = value(c);
+            if (!(v > bound)) continue;
+            const double score = obj * prob(v);
+            if (score > rule.conf_thres && std::isfinite(score) && !push(score, c)) return;
+        }
+        return;
+    }
+    float best = -std::numeric_limits<float>::infinity();
+    int64_t best_c = 0;
+    for (int64_t c = 0; c < nc; ++c) {
+        const float v = value(c);
+        if (v > best) best = v, best_c = c;  // NaN never wins; first index on ties
+    }
+    if (!(best > bound)) return;
+    const double score = obj * prob(best);
+    if (score > rule.conf_thres && std::isfinite(score)) push(score, best_c);
+}
+
+template <typename T>
+void decode_head(const RawHead& h, int64_t image, const CandidateRule& rule, std::vector<Box>& out) {
+    const int64_t plane = h.ny * h.nx, nc = h.no - 5;
+    const int64_t cell_step = h.cells_last ? h.no : 1, chan_step = h.cells_last ? 1 : plane;
+    const float obj_floor = logit_floor(rule.obj_thres);
+    for (int64_t a = 0; a < h.na; ++a) {
+        const T* anchor_base = static_cast<const T*>(h.data) + (image * h.na + a) * plane * h.no;
+        const double aw = h.anchors[2 * a], ah = h.anchors[2 * a + 1];
+        for (int64_t cell = 0; cell < plane; ++cell) {
+            const T* p = anchor_base + cell * cell_step;
+            const float t_obj = load(p, 4 * chan_step);
+            if (!(t_obj > obj_floor)) continue;
+            const double obj = sigmoid(t_obj);
+            if (!(obj > rule.obj_thres)) continue;
+            const double gx = static_cast<double>(cell % h.nx), gy = static_cast<double>(cell / h.nx);
+            auto make_box = [&](Box& b) {
+                const double sx = sigmoid(load(p, 0)), sy = sigmoid(load(p, chan_step));
+                const double tw = 2.0 * sigmoid(load(p, 2 * chan_step));
+                const double th = 2.0 * sigmoid(load(p, 3 * chan_step));
+                const double cx = (2.0 * sx - 0.5 + gx) * h.stride, cy = (2.0 * sy - 0.5 + gy) * h.stride;
+                const double w = tw * tw * aw, hh = th * th * ah;
+                return set_corners(b, cx - 0.5 * w, cy - 0.5 * hh, cx + 0.5 * w, cy + 0.5 * hh);
+            };
+            const double q = rule.conf_thres / obj;  // the class probability must exceed q
+            if (q >= 1.0) continue;
+            emit_classes(
+                nc, obj, logit_floor(q), rule, [&](int64_t c) { return load(p, (5 + c) * chan_step); },
+                [](float v) { return sigmoid(v); }, make_box, out);
+        }
+    }
+}
+
+template <typename T>
+void decode_rows_typed(const DecodedRows& rows, int64_t image, const CandidateRule& rule, std::vector<Box>& out) {
+    const T* base = static_cast<const T*>(rows.data) + image * rows.count * rows.no;
+    const int64_t nc = rows.no - 5;
+    for (int64_t k = 0; k < rows.count; ++k) {
+        const T* p = base + k * rows.no;
+        const double obj = load(p, 4);
+        if (!(obj > rule.obj_thres) || !(obj > 0.0) || !std::isfinite(obj)) continue;
+        auto make_box = [&](Box& b) {
+            const double x = load(p, 0), y = load(p, 1), w = load(p, 2), hh = load(p, 3);
+            return set_corners(b, x - 0.5 * w, y - 0.5 * hh, x + 0.5 * w, y + 0.5 * hh);
+        };
+        const double q = rule.conf_thres / obj;
+        if (q >= 1.0) continue;
+        const float bound = static_cast<float>(q * (1.0 - 1e-6));  // probabilities: no sigmoid
+        emit_classes(
+            nc, obj, bound, rule, [&](int64_t c) { return load(p, 5 + c); },
+            [](float v) { return static_cast<double>(v); }, make_box, out);
+    }
+}
+
+}  // namespace
+
+std::vector<Box> decode_raw(const std::vector<RawHead>& heads, int64_t image, const CandidateRule& rule) {
+    std::vector<Box> out;
+    for (const RawHead& h : heads) {
+        if (h.type == ElemType::F32)
+            decode_head<float>(h, image, rule, out);
+        else
+            decode_head<uint16_t>(h, image, rule, out);
+    }
+    return out;
+}
+
+std::vector<Box> decode_rows(const DecodedRows& rows, int64_t image, const CandidateRule& rule) {
+    std::vector<Box> out;
+    if (rows.type == ElemType::F32)
+        decode_rows_typed<float>(rows, image, rule, out);
+    else
+        decode_rows_typed<uint16_t>(rows, image, rule, out);
+    return out;
+}
+
+}  // namespace ascend_slim
