@@ -161,3 +161,32 @@ def test_decoded_export_is_cut_at_the_raw_heads(yolov5n_pt: Path, tmp_path: Path
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (cut, raw)]
     for got, ref in zip(*(s.run(None, {"images": x}) for s in sessions)):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_mindx_decode_equals_yolov5_decode(bundle: Path, images_dir: Path, voc_root: Path) -> None:
+    """The bundle's ONNX on real photos: the MindX postprocessor's definition (core mode "mindx") gives the same
+    detections as YOLOv5's where the two agree: single label, objectness threshold = confidence threshold, no
+    max-det overflow."""
+    import onnxruntime as ort
+
+    from ascend_slim import core
+    from ascend_slim.imageio import read_image
+
+    onnx_path = bundle / "models/yolov5/model.onnx"
+    meta = onnx_meta(onnx_path)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    photos = [images_dir / "bus.jpg", images_dir / "zidane.jpg",
+              *(voc_root / "VOC2007/JPEGImages" / f"{i}.jpg" for i in ("000001", "000004", "000009"))]
+    tensor, _, _ = core.preprocess([read_image(p) for p in photos], meta.img_size)
+    heads = [np.concatenate(parts) for parts in zip(*(session.run(None, {"images": t[None]}) for t in tensor))]
+    total = 0
+    for conf in (0.25, 0.05):
+        args = (heads, meta.anchors, meta.strides, conf, 0.45)
+        yolo = core.postprocess(*args, max_det=100_000, multi_label=False, mode="yolov5")
+        mindx = core.postprocess(*args, max_det=None, mode="mindx", obj_thres=conf)
+        for a, b in zip(yolo, mindx):
+            a, b = (d[np.lexsort((d[:, 0], -d[:, 4], d[:, 5]))] for d in (a, b))
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, atol=1e-3)
+            total += len(a)
+    assert total > 20
