@@ -17,10 +17,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ascend_slim import Detector, core
 from ascend_slim.ascend.aipp import apply_aipp, rgb_to_nv12, yolov5_aipp
 from ascend_slim.ascend.backends import open_ascend_backend
+from ascend_slim.ascend.mindx_backend import MindXObjectRoute
 from ascend_slim.ascend.model_facts import onnx_meta, sidecar_text
 from ascend_slim.ascend.pipelines import pipeline_chain
+from ascend_slim.ascend.postprocess_cfg import Thresholds, parse_cfg
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.errors import AscendSlimError
 
@@ -64,7 +67,8 @@ class FakeDevice:
     def __init__(self, om_path: str) -> None:
         spec = json.loads(Path(om_path).read_text())
         self.aipp = spec["aipp"]
-        self.session = ort.InferenceSession(spec["onnx"], providers=["CPUExecutionProvider"])
+        self.onnx = spec["onnx"]
+        self.session = ort.InferenceSession(self.onnx, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()][::-1]  # device order differs from the graph's
         self.shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
 
@@ -360,6 +364,27 @@ class FakeMindX:
                 return FakeVector([types.SimpleNamespace(errorCode=0, messageName=b"MxpiTensorPackageList",
                                                          messageBuf=buf)])
 
+            def GetResult(self, stream: bytes, plugin: int):
+                """The SDK postprocessor's result, computed by the core's "mindx" decode with the thresholds of
+                the cfg file the pipeline names (boxes in pixels of the JPEG sent, as for the eval flow)."""
+                fake.calls.append("GetResult")
+                body = fake.pipelines[-1]["detection"]
+                post = next(e["props"] for e in body.values() if "postProcessConfigPath" in e.get("props", {}))
+                cfg = parse_cfg(Path(post["postProcessConfigPath"]).read_text())
+                names = Path(post["labelPath"]).read_text().splitlines()
+                rgb = cv2.imdecode(np.frombuffer(fake.sent[-1], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+                heads = fake.device.infer(rgb_to_nv12(np.ascontiguousarray(rgb)).tobytes())
+                heads = sorted(heads, key=lambda h: -h.shape[2])
+                meta = onnx_meta(fake.device.onnx)
+                (dets,) = core.postprocess(heads, meta.anchors, meta.strides, float(cfg["SCORE_THRESH"]),
+                                           float(cfg["IOU_THRESH"]), max_det=None, mode="mindx",
+                                           obj_thres=float(cfg["OBJECTNESS_THRESH"]))
+                objects = [{"classVec": [{"classId": int(c), "className": names[int(c)], "confidence": float(s),
+                                          "headerVec": []}], "x0": float(x0), "y0": float(y0), "x1": float(x1),
+                            "y1": float(y1)} for x0, y0, x1, y1, s, c in dets]
+                fake.expected = dets
+                return types.SimpleNamespace(errorCode=0, data=json.dumps({"MxpiObject": objects}).encode())
+
             def DestroyAllStreams(self) -> int:
                 fake.calls.append("DestroyAllStreams")
                 return 0
@@ -437,3 +462,48 @@ def test_mindx_failures_clean_up(fake_mindx, voc_onnx: Path, tmp_path: Path, let
     om.chmod(0o644)
     with pytest.raises(AscendSlimError, match="chmod 640"):
         open_ascend_backend(om, "mindx")
+
+
+def test_mindx_object_route(fake_mindx, voc_onnx: Path, tmp_path: Path, letterboxed: np.ndarray) -> None:
+    fake = fake_mindx()
+    om = _om(tmp_path, voc_onnx, aipp=True)
+    with MindXObjectRoute(om, route="modelinfer", thresholds=Thresholds(0.3, 0.2, 0.45)) as route:
+        dets = route.detect(letterboxed[0])
+        body = fake.pipelines[0]["detection"]
+        infer = body["mxpi_modelinfer0"]["props"]
+        cfg = parse_cfg(Path(infer["postProcessConfigPath"]).read_text())
+    assert [body[e]["factory"] for e in pipeline_chain(fake.pipelines[0])] == [
+        "appsrc", "mxpi_imagedecoder", "mxpi_modelinfer", "mxpi_dataserialize", "appsink"]  # eval: no resizer
+    assert (cfg["SCORE_THRESH"], cfg["OBJECTNESS_THRESH"], cfg["IOU_THRESH"], cfg["MODEL_TYPE"]) == (
+        "0.3", "0.2", "0.45", "1")
+    assert fake.calls == ["InitManager", "CreateMultipleStreams", "SendData", "GetResult", "DestroyAllStreams"]
+    assert len(dets) > 0 and dets.shape[1] == 6
+    np.testing.assert_allclose(dets, fake.expected, rtol=1e-6)
+    assert not Path(infer["postProcessConfigPath"]).exists()  # temporary cfg folder removed on close
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:4], b[None, :, 2:4])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a, area_b = (np.prod(d[:, 2:4] - d[:, :2], axis=1) for d in (a, b))
+    return inter / (area_a[:, None] + area_b[None] - inter)
+
+
+@pytest.mark.parametrize("kind", ["acl", "mindx"])
+def test_detector_on_ascend_backends_matches_cpu(kind: str, fake_acl, fake_mindx, voc_onnx: Path, tmp_path: Path,
+                                                 images_dir: Path) -> None:
+    """Detector end to end: NV12/AIPP (acl) or JPEG/DVPP/AIPP (mindx) input paths find the same confident objects
+    as onnxruntime on the float RGB/255 input."""
+    fake_acl()
+    fake_mindx()
+    om = _om(tmp_path, voc_onnx, aipp=True)
+    with Detector(voc_onnx, backend="onnxruntime") as cpu, Detector(om, backend=kind) as npu:
+        assert npu.backend.name == kind
+        ref, got = cpu.predict(images_dir / "bus.jpg").to_array(), npu.predict(images_dir / "bus.jpg").to_array()
+    confident = ref[ref[:, 4] > 0.4]
+    assert len(confident) >= 3
+    iou = _iou(confident, got)
+    best = iou.argmax(axis=1)
+    assert np.all(iou.max(axis=1) > 0.9)
+    assert np.array_equal(got[best, 5], confident[:, 5])
+    assert np.all(np.abs(got[best, 4] - confident[:, 4]) < 0.05)
