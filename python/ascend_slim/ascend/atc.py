@@ -140,11 +140,11 @@ def _om_state(om: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def run_atc(cmd: Sequence[str], om: str | Path, log: TextIO | None = None, cwd: str | Path | None = None) -> Path:
+def run_atc(cmd: Sequence[str], om: str | Path, log: TextIO | None = None) -> Path:
     """Run ATC, streaming its log to ``log`` (stdout by default); success needs exit code 0, the
     "ATC run success" line and a freshly written ``om``."""
     log = log or sys.stdout
-    om = Path(cwd or ".", om)
+    om = Path(om)
     command = shlex.join(cmd)
     if shutil.which(cmd[0]) is None:
         raise AscendSlimError(
@@ -156,7 +156,7 @@ def run_atc(cmd: Sequence[str], om: str | Path, log: TextIO | None = None, cwd: 
     succeeded = False
     print(f"running: {command}", file=log, flush=True)
     with subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", cwd=cwd) as proc:
+                          errors="replace") as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
