@@ -30,6 +30,9 @@ inline bool set_corners(Box& b, double x1, double y1, double x2, double y2) {
     return std::isfinite(b.x1) && std::isfinite(b.y1) && std::isfinite(b.x2) && std::isfinite(b.y2);
 }
 
+// Scores beyond the float range (only from out-of-range decoded rows) are not candidates.
+inline bool finite_score(double score) { return std::isfinite(static_cast<float>(score)); }
+
 // Emits the candidates of one cell whose objectness `obj` passed. value(c) is class c's raw value (a logit or
 // a probability) and prob(v) its probability; values not above `bound` cannot pass and are skipped cheaply.
 // make_box(Box&) fills the coordinates and returns false when they are not finite.
@@ -53,7 +56,7 @@ void emit_classes(int64_t nc, double obj, float bound, const CandidateRule& rule
             const float v = value(c);
             if (!(v > bound)) continue;
             const double score = obj * prob(v);
-            if (score > rule.conf_thres && std::isfinite(score) && !push(score, c)) return;
+            if (score > rule.conf_thres && finite_score(score) && !push(score, c)) return;
         }
         return;
     }
@@ -65,7 +68,7 @@ void emit_classes(int64_t nc, double obj, float bound, const CandidateRule& rule
     }
     if (!(best > bound)) return;
     const double score = obj * prob(best);
-    if (score > rule.conf_thres && std::isfinite(score)) push(score, best_c);
+    if (score > rule.conf_thres && finite_score(score)) push(score, best_c);
 }
 
 template <typename T>
