@@ -56,7 +56,7 @@ def test_detect_with_image_set(yolov5n_onnx: Path, voc_root: Path, tmp_path: Pat
     [
         (["detect", "--source", "nowhere/"], "source not found"),
         (["detect", "--source", "{images}", "--weights", "missing.pt"], "weights not found"),
-        (["detect", "--source", "{images}", "--image-set", "missing.txt"], "image folder not found"),
+        (["detect", "--source", "{images}", "--image-set", "missing.txt"], "image-set file not found"),
         (["eval", "--data", "nowhere/"], "nowhere"),
         (["export", "--weights", "missing.pt"], "weights not found"),
     ],
@@ -84,7 +84,7 @@ def test_corrupt_image_is_named(yolov5n_onnx: Path, tmp_path: Path) -> None:
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     out = cli("detect", "--weights", yolov5n_onnx, "--source", src, "--out", tmp_path / "res")
     assert out.returncode == 1 and "broken.jpg" in out.stderr
-    assert not list((tmp_path / "res").glob("*.jpg")) if (tmp_path / "res").exists() else True
+    assert not (tmp_path / "res").exists()  # the only image failed: nothing was written
 
 
 def test_speed_report(yolov5n_onnx: Path, images_dir: Path, tmp_path: Path) -> None:

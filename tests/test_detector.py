@@ -74,13 +74,14 @@ def test_onnx_path_never_imports_torch(yolov5n_onnx: Path, images_dir: Path) -> 
     [
         (dict(weights="missing.onnx"), "weights not found"),
         (dict(conf_thres=1.5), "thresholds"),
-        (dict(img_size=320), "takes 640x640"),
+        (dict(img_size=100), "multiple of the model stride 32"),
+        (dict(mode="tensorrt"), "mode"),
         (dict(classes=["unicorn"]), "unicorn"),
         (dict(backend="tensorrt"), "unknown backend"),
     ],
 )
 def test_bad_arguments(yolov5n_onnx: Path, kwargs: dict, message: str) -> None:
-    options = dict(weights=yolov5n_onnx, **kwargs)
+    options = {"weights": yolov5n_onnx, **kwargs}
     with pytest.raises(AscendSlimError, match=message):
         Detector(**options)
 
@@ -94,3 +95,16 @@ def test_corrupt_image_and_model(detector: Detector, tmp_path: Path) -> None:
     fake.write_bytes(b"garbage")
     with pytest.raises(AscendSlimError, match="cannot load ONNX model"):
         Detector(fake)
+
+
+def test_static_model_refuses_other_sizes(yolov5n_pt: Path, tmp_path: Path) -> None:
+    from ascend_slim.export import export_onnx
+    from ascend_slim.model.checkpoint import load_weights
+
+    static = export_onnx(load_weights(yolov5n_pt)[0], tmp_path / "n320.onnx", img_size=320)
+    det = Detector(static)
+    assert det.rect is False and det.img_size == (320, 320)
+    with pytest.raises(AscendSlimError, match="takes 320x320"):
+        Detector(static, img_size=640)
+    with pytest.raises(AscendSlimError, match="static input size"):
+        Detector(static, rect=True)

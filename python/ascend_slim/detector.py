@@ -20,6 +20,7 @@ from .runtime.factory import open_backend
 from .weights import resolve_weights
 
 ImageLike = Union[str, Path, np.ndarray]
+POSTPROCESS_MODES = ("yolov5", "mindx")  # see ascend_slim.core
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class Detector:
             raise AscendSlimError(f"thresholds must lie in [0, 1], got conf {conf_thres}, iou {iou_thres}")
         if max_det < 1:
             raise AscendSlimError(f"max_det must be at least 1, got {max_det}")
+        if mode not in POSTPROCESS_MODES:
+            raise AscendSlimError(f"unknown postprocess mode {mode!r}: choose {' or '.join(POSTPROCESS_MODES)}")
         self.weights = resolve_weights(weights)
         self.backend = open_backend(self.weights, backend, img_size=img_size or 640, providers=providers,
                                     num_threads=num_threads)
