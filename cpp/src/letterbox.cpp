@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ascend_slim/half.hpp"
@@ -75,110 +76,151 @@ Taps make_taps(int src, int dst, bool clamp_weights) {
     return t;
 }
 
-// One source row resized horizontally: 3 interleaved channels, values scaled by kCoefScale.
-void resize_row_h(const uint8_t* src, const Taps& tx, int n, int32_t* out) {
+// x86-64: also compile the hot loops for AVX2 and pick the variant at load time (GCC/Clang ifunc).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define ASCEND_SLIM_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define ASCEND_SLIM_HOT
+#endif
+
+// Splits an interleaved 3-channel row into three int32 planes (the gather source of the horizontal pass).
+ASCEND_SLIM_HOT void split_wide(const uint8_t* row, int n, int32_t* p0, int32_t* p1, int32_t* p2) {
     for (int x = 0; x < n; ++x) {
-        const uint8_t* a = src + 3 * tx.i0[x];
-        const uint8_t* b = src + 3 * tx.i1[x];
-        const int32_t w0 = tx.c0[x], w1 = tx.c1[x];
-        out[3 * x] = a[0] * w0 + b[0] * w1;
-        out[3 * x + 1] = a[1] * w0 + b[1] * w1;
-        out[3 * x + 2] = a[2] * w0 + b[2] * w1;
+        p0[x] = row[3 * x];
+        p1[x] = row[3 * x + 1];
+        p2[x] = row[3 * x + 2];
     }
 }
 
-// Vertical blend of two horizontally resized rows, with the rounding of OpenCV's SIMD VResizeLinear for
-// 8-bit images (the path cv::resize takes for almost every pixel).
-void resize_row_v(const int32_t* r0, const int32_t* r1, int32_t w0, int32_t w1, int n, uint8_t* out) {
+// One channel of a source row resized horizontally. OpenCV keeps the full fixed-point sum, and its
+// vertical pass only ever uses it shifted right by 4, so the row is stored as that int16.
+ASCEND_SLIM_HOT void resize_plane_h(const int32_t* src, const int* i0, const int* i1, const int32_t* c0,
+                                    const int32_t* c1, int n, int16_t* out) {
+    for (int x = 0; x < n; ++x) out[x] = static_cast<int16_t>((src[i0[x]] * c0[x] + src[i1[x]] * c1[x]) >> 4);
+}
+
+// Vertical blend of two horizontally resized rows with the rounding of OpenCV's SIMD VResizeLinear for
+// 8-bit images (the path cv::resize takes): 16x16->high-16 products, then (sum + 2) >> 2.
+ASCEND_SLIM_HOT void resize_row_v(const int16_t* r0, const int16_t* r1, int16_t w0, int16_t w1, int n,
+                                  uint8_t* out) {
     for (int i = 0; i < n; ++i) {
-        const int32_t v = ((((r0[i] >> 4) * w0) >> 16) + (((r1[i] >> 4) * w1) >> 16) + 2) >> 2;
-        out[i] = static_cast<uint8_t>(std::clamp(v, 0, 255));
+        const int32_t v = static_cast<int16_t>((r0[i] * w0) >> 16) + static_cast<int16_t>((r1[i] * w1) >> 16);
+        out[i] = static_cast<uint8_t>(std::clamp((v + 2) >> 2, 0, 255));
     }
 }
 
-// Writes BGR uint8 lines into the destination canvas with the requested channel order, layout and dtype.
+template <typename T>
+T convert_pixel(uint8_t v);
+template <>
+uint8_t convert_pixel<uint8_t>(uint8_t v) { return v; }
+template <>
+float convert_pixel<float>(uint8_t v) { return static_cast<float>(v) / 255.f; }
+template <>
+uint16_t convert_pixel<uint16_t>(uint8_t v) { return float_to_half(static_cast<float>(v) / 255.f); }
+
+// Contiguous uint8 -> output type (float: a plain division that vectorises; half: a 256-entry table).
+template <typename T>
+struct Converter {
+    void operator()(const uint8_t* in, int n, T* out) const {
+        for (int i = 0; i < n; ++i) out[i] = convert_pixel<T>(in[i]);
+    }
+};
+template <>
+struct Converter<uint16_t> {
+    uint16_t table[256];
+    Converter() {
+        for (int v = 0; v < 256; ++v) table[v] = convert_pixel<uint16_t>(static_cast<uint8_t>(v));
+    }
+    void operator()(const uint8_t* in, int n, uint16_t* out) const {
+        for (int i = 0; i < n; ++i) out[i] = table[in[i]];
+    }
+};
+
+ASCEND_SLIM_HOT void convert_f32(const uint8_t* in, int n, float* out) { Converter<float>()(in, n, out); }
+
+// Writes canvas rows given as three planes in the input's (BGR) channel order.
 template <typename T>
 class CanvasWriter {
 public:
     CanvasWriter(const OutputFormat& fmt, const LetterboxGeometry& g, void* dst)
         : dst_(static_cast<T*>(dst)), w_(g.out_w), plane_(static_cast<size_t>(g.out_h) * g.out_w),
-          chw_(fmt.layout == Layout::CHW), first_(fmt.rgb ? 2 : 0) {
-        for (int v = 0; v < 256; ++v) lut_[v] = convert(v);
-    }
+          chw_(fmt.layout == Layout::CHW), rgb_(fmt.rgb), line_(3 * static_cast<size_t>(g.out_w)) {}
 
-    void put_line(int y, const uint8_t* line) const {
-        const int f = first_, l = 2 - first_;
+    void put(int y, const uint8_t* b, const uint8_t* g, const uint8_t* r) {
+        const uint8_t* planes[3] = {rgb_ ? r : b, g, rgb_ ? b : r};
         if (chw_) {
-            T* c0 = dst_ + static_cast<size_t>(y) * w_;
-            T* c1 = c0 + plane_;
-            T* c2 = c1 + plane_;
-            for (int x = 0; x < w_; ++x) {
-                c0[x] = lut_[line[3 * x + f]];
-                c1[x] = lut_[line[3 * x + 1]];
-                c2[x] = lut_[line[3 * x + l]];
-            }
-        } else {
-            T* p = dst_ + static_cast<size_t>(y) * w_ * 3;
-            for (int x = 0; x < w_; ++x) {
-                p[3 * x] = lut_[line[3 * x + f]];
-                p[3 * x + 1] = lut_[line[3 * x + 1]];
-                p[3 * x + 2] = lut_[line[3 * x + l]];
-            }
+            T* out = dst_ + static_cast<size_t>(y) * w_;
+            for (int c = 0; c < 3; ++c) convert(planes[c], w_, out + c * plane_);
+            return;
         }
+        uint8_t* line = line_.data();
+        for (int x = 0; x < w_; ++x)
+            line[3 * x] = planes[0][x], line[3 * x + 1] = planes[1][x], line[3 * x + 2] = planes[2][x];
+        convert(line, 3 * w_, dst_ + static_cast<size_t>(y) * w_ * 3);
     }
 
 private:
-    static T convert(int v);
+    void convert(const uint8_t* in, int n, T* out) const {
+        if constexpr (std::is_same_v<T, float>)
+            convert_f32(in, n, out);
+        else
+            converter_(in, n, out);
+    }
+
     T* dst_;
     int w_;
     size_t plane_;
-    bool chw_;
-    int first_;
-    T lut_[256];
+    bool chw_, rgb_;
+    std::vector<uint8_t> line_;
+    Converter<T> converter_;
 };
-
-template <>
-uint8_t CanvasWriter<uint8_t>::convert(int v) { return static_cast<uint8_t>(v); }
-template <>
-float CanvasWriter<float>::convert(int v) { return static_cast<float>(v) / 255.f; }
-template <>
-uint16_t CanvasWriter<uint16_t>::convert(int v) { return float_to_half(static_cast<float>(v) / 255.f); }
 
 template <typename T>
 void letterbox_typed(const uint8_t* src, const LetterboxGeometry& g, const std::array<uint8_t, 3>& color,
                      const OutputFormat& fmt, void* dst) {
-    const CanvasWriter<T> writer(fmt, g, dst);
-    std::vector<uint8_t> line(static_cast<size_t>(g.out_w) * 3);
-    for (int x = 0; x < g.out_w; ++x) std::memcpy(&line[3 * static_cast<size_t>(x)], color.data(), 3);
-    for (int y = 0; y < g.pad_top; ++y) writer.put_line(y, line.data());
-    for (int y = g.pad_top + g.new_h; y < g.out_h; ++y) writer.put_line(y, line.data());
+    CanvasWriter<T> writer(fmt, g, dst);
+    // One canvas row as three planes, the padding pre-filled; the image goes at pad_left in each plane.
+    const size_t w = static_cast<size_t>(g.out_w);
+    std::vector<uint8_t> row(3 * w);
+    for (int c = 0; c < 3; ++c) std::fill(row.begin() + c * w, row.begin() + (c + 1) * w, color[c]);
+    uint8_t* planes[3] = {row.data(), row.data() + w, row.data() + 2 * w};
+    for (int y = 0; y < g.pad_top; ++y) writer.put(y, planes[0], planes[1], planes[2]);
+    for (int y = g.pad_top + g.new_h; y < g.out_h; ++y) writer.put(y, planes[0], planes[1], planes[2]);
+    uint8_t* image[3] = {planes[0] + g.pad_left, planes[1] + g.pad_left, planes[2] + g.pad_left};
 
-    uint8_t* image_part = line.data() + 3 * static_cast<size_t>(g.pad_left);
-    const size_t src_row = static_cast<size_t>(g.src_w) * 3, new_row = static_cast<size_t>(g.new_w) * 3;
+    const size_t src_row = static_cast<size_t>(g.src_w) * 3, n = static_cast<size_t>(g.new_w);
     if (g.new_w == g.src_w && g.new_h == g.src_h) {  // no resize: cv::resize copies
         for (int y = 0; y < g.new_h; ++y) {
-            std::memcpy(image_part, src + y * src_row, new_row);
-            writer.put_line(g.pad_top + y, line.data());
+            const uint8_t* s = src + y * src_row;
+            for (size_t x = 0; x < n; ++x) image[0][x] = s[3 * x], image[1][x] = s[3 * x + 1], image[2][x] = s[3 * x + 2];
+            writer.put(g.pad_top + y, planes[0], planes[1], planes[2]);
         }
         return;
     }
     const Taps tx = make_taps(g.src_w, g.new_w, true), ty = make_taps(g.src_h, g.new_h, false);
-    // Cache of the two most recent horizontally resized source rows.
-    std::vector<int32_t> cache[2] = {std::vector<int32_t>(new_row), std::vector<int32_t>(new_row)};
+    std::vector<int32_t> wide(3 * static_cast<size_t>(g.src_w));
+    // Cache of the two most recent horizontally resized source rows (three planes of new_w each).
+    std::vector<int16_t> cache[2] = {std::vector<int16_t>(3 * n), std::vector<int16_t>(3 * n)};
     int tag[2] = {-1, -1};
-    auto fetch = [&](int sy, int keep) -> const int32_t* {
+    auto fetch = [&](int sy, int keep) -> const int16_t* {
         for (int k = 0; k < 2; ++k)
             if (tag[k] == sy) return cache[k].data();
         const int slot = tag[0] == keep ? 1 : 0;
-        resize_row_h(src + sy * src_row, tx, g.new_w, cache[slot].data());
+        int32_t* p = wide.data();
+        split_wide(src + sy * src_row, g.src_w, p, p + g.src_w, p + 2 * g.src_w);
+        for (int c = 0; c < 3; ++c)
+            resize_plane_h(p + c * g.src_w, tx.i0.data(), tx.i1.data(), tx.c0.data(), tx.c1.data(), g.new_w,
+                           cache[slot].data() + c * n);
         tag[slot] = sy;
         return cache[slot].data();
     };
     for (int y = 0; y < g.new_h; ++y) {
-        const int32_t* r0 = fetch(ty.i0[y], ty.i1[y]);
-        const int32_t* r1 = fetch(ty.i1[y], ty.i0[y]);
-        resize_row_v(r0, r1, ty.c0[y], ty.c1[y], static_cast<int>(new_row), image_part);
-        writer.put_line(g.pad_top + y, line.data());
+        const int16_t* r0 = fetch(ty.i0[y], ty.i1[y]);
+        const int16_t* r1 = fetch(ty.i1[y], ty.i0[y]);
+        for (int c = 0; c < 3; ++c)
+            resize_row_v(r0 + c * n, r1 + c * n, static_cast<int16_t>(ty.c0[y]), static_cast<int16_t>(ty.c1[y]),
+                         g.new_w, image[c]);
+        writer.put(g.pad_top + y, planes[0], planes[1], planes[2]);
     }
 }
 
