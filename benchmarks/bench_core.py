@@ -51,8 +51,8 @@ def load_heads(path: str | None, batch: int):
     with np.load(path) as f:
         names = [k for k in ("head0", "head1", "head2") if k in f] or [k for k in f.files if k.startswith("arr_")]
         heads = [np.ascontiguousarray(f[k][:1]) for k in sorted(names)]
-        anchors = f["anchors"] if "anchors" in f else reference.YOLOV5_ANCHORS
-        strides = tuple(f["strides"]) if "strides" in f else reference.YOLOV5_STRIDES
+        anchors = f.get("anchors", reference.YOLOV5_ANCHORS)
+        strides = tuple(f.get("strides", reference.YOLOV5_STRIDES))
     heads = [np.concatenate([h] * batch) for h in heads]
     return heads, anchors, strides, f"real heads from {path}"
 
