@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from torch import nn
 
 from .errors import AscendSlimError
+from .fileio import atomic_output
 from .model.common import Focus
 from .model.yolo import YOLOv5
 
@@ -101,13 +100,6 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        onnx.save(proto, str(tmp))
     return path

@@ -13,9 +13,7 @@ size, history) and load with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 import types
 import zipfile
 from collections import OrderedDict
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import AscendSlimError
+from ..fileio import atomic_output
 from .spec import spec_from_yaml
 from .yolo import YOLOv5
 
@@ -240,12 +239,6 @@ def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, histor
         "names": spec["names"], "strides": spec["strides"], "anchors": spec["anchors"], "img_size": int(img_size),
         "history": list(model.history if history is None else history),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
