@@ -109,3 +109,9 @@ def test_export_cli(yolov5n_pt: Path, tmp_path: Path) -> None:
     assert [o.name for o in model.graph.output] == ["head0", "head1", "head2"]
     dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 40, 40, 85]
+
+
+def test_speed_without_source_uses_a_synthetic_image(yolov5n_onnx: Path) -> None:
+    out = cli("speed", "--weights", yolov5n_onnx, "--warmup", "0", "--iters", "3")
+    assert out.returncode == 0, out.stderr
+    assert "synthetic" in out.stdout and "3 images" in out.stdout

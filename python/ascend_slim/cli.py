@@ -85,12 +85,18 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_speed(args: argparse.Namespace) -> int:
-    from .imageio import list_sources
-    from .speed import format_report, measure_speed
+    import tempfile
 
-    paths = list_sources(args.source, args.image_set)
-    with _detector(args) as det:
-        report = measure_speed(det, paths, warmup=args.warmup, iters=args.iters, pipelined=args.pipelined)
+    from .imageio import list_sources
+    from .speed import format_report, measure_speed, write_test_image
+
+    with tempfile.TemporaryDirectory() as tmp, _detector(args) as det:
+        if args.source:
+            paths, iters = list_sources(args.source, args.image_set), args.iters
+        else:
+            paths, iters = [write_test_image(Path(tmp) / "synthetic_1280x720.jpg")], args.iters or 50
+            print("no --source given: timing a synthetic 1280x720 JPEG")
+        report = measure_speed(det, paths, warmup=args.warmup, iters=iters, pipelined=args.pipelined)
     print(format_report(report))
     if args.json:
         from .fileio import atomic_write_text
@@ -138,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("speed", help="measure preprocess / inference / postprocess wall-clock time")
     _add_model_args(p, conf=0.25, iou=0.45, max_det=1000)
-    p.add_argument("--source", required=True, help="image file, folder or glob (with --image-set: the folder)")
+    p.add_argument("--source", help="image file, folder or glob (with --image-set: the folder); "
+                   "default: a synthetic 1280x720 JPEG")
     p.add_argument("--image-set", help="file of image ids: reads <source>/<id>.jpg")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--iters", type=_positive_int, default=None, help="timed images (default: each image once)")

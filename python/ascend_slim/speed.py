@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .detector import Detector
 from .errors import AscendSlimError
+from .imageio import write_image
 from .profiling import STAGES, StageTimes
 
 
@@ -59,6 +60,16 @@ def measure_speed(det: Detector, paths: Sequence[Path], warmup: int = 5, iters: 
         report["pipelined"] = {"images_per_s": n / wall}
         report["pipelined_speedup"] = report["pipelined"]["images_per_s"] / report["sequential"]["images_per_s"]
     return report
+
+
+def write_test_image(path: Path, size: tuple[int, int] = (720, 1280)) -> Path:
+    """A deterministic photo-like JPEG (smooth gradients plus noise) for timing without data."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    noise = np.random.default_rng(0).normal(0, 12, (h, w, 3))
+    img = np.stack([xx / w * 255, yy / h * 255, (xx + yy) / (w + h) * 255], axis=-1) + noise
+    write_image(path, np.clip(img, 0, 255).astype(np.uint8))
+    return path
 
 
 def format_report(report: dict) -> str:
