@@ -20,12 +20,12 @@ def voc_test_images(limit: int | None = None) -> list[Path]:
     return [root / "JPEGImages" / f"{i}.jpg" for i in ids[:limit]]
 
 
-def yolov5n_onnx(img_size: int = 640) -> Path:
+def yolov5n_onnx(img_size: int = 640, dynamic: bool = False) -> Path:
     """Export the shared yolov5n checkpoint once into a temporary cache (imports torch here only)."""
     os.environ.setdefault("ASCEND_SLIM_CACHE", str(Path(tempfile.gettempdir()) / "ascend-slim-bench-cache"))
     from ascend_slim.weights import onnx_for_checkpoint
 
-    return onnx_for_checkpoint(DATA / "weights" / "yolov5n.pt", img_size)
+    return onnx_for_checkpoint(DATA / "weights" / "yolov5n.pt", img_size, dynamic=dynamic)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
