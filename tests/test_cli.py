@@ -115,3 +115,17 @@ def test_speed_without_source_uses_a_synthetic_image(yolov5n_onnx: Path) -> None
     out = cli("speed", "--weights", yolov5n_onnx, "--warmup", "0", "--iters", "3")
     assert out.returncode == 0, out.stderr
     assert "synthetic" in out.stdout and "3 images" in out.stdout
+
+
+def test_export_remapped_to_voc(yolov5n_pt: Path, tmp_path: Path) -> None:
+    from ascend_slim.classes import VOC_CLASSES
+    from ascend_slim.meta import ModelMeta
+
+    target = tmp_path / "voc.onnx"
+    out = cli("export", "--weights", yolov5n_pt, "--img", "320", "--classes", "voc", "-o", target)
+    assert out.returncode == 0, out.stderr
+    model = onnx.load(str(target))
+    meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props})
+    assert meta.names == list(VOC_CLASSES)
+    assert [h["action"] for h in meta.history][-2:] == ["remap_classes", "export_onnx"]
+    assert model.graph.output[0].type.tensor_type.shape.dim[4].dim_value == 25

@@ -114,6 +114,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     model, _ = load_weights(weights)
+    if args.classes:
+        from .classes import resolve_class_set
+        from .model.remap import remap_classes
+
+        model = remap_classes(model, resolve_class_set(args.classes))
     out = Path(args.output or weights.with_suffix(".onnx").name)
     export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
                 dynamic=args.dynamic)
@@ -167,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=11)
     p.add_argument("--head", choices=("raw", "decoded"), default="raw",
                    help="raw: the three [1,3,h,w,5+nc] logits (Ascend); decoded: one [1,K,5+nc] output")
+    p.add_argument("--classes", choices=("voc", "coco"), help="remap the model to this class set first "
+                   "(a COCO model becomes an exact 20-class VOC model)")
     p.add_argument("--dynamic", action="store_true",
                    help="variable height/width for onnxruntime (rectangular letterbox); Ascend needs static")
     p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
