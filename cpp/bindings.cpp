@@ -16,6 +16,7 @@
 #include "ascend_slim/letterbox.hpp"
 #include "ascend_slim/nms.hpp"
 #include "ascend_slim/postprocess.hpp"
+#include "ascend_slim/simd.hpp"
 
 namespace py = pybind11;
 using namespace ascend_slim;
@@ -433,4 +434,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("postprocess_decoded", &py_postprocess_decoded, "pred"_a, "conf_thres"_a, "iou_thres"_a, "max_det"_a,
           "multi_label"_a, "agnostic"_a, "classes"_a, "mode"_a, "obj_thres"_a, "num_threads"_a);
     m.def("scale_boxes", &py_scale_boxes, "dets"_a, "ratio"_a, "pad"_a, "orig_shape"_a);
+    // Testing aid: switches the SIMD kernels off (and on) to check the portable paths; returns the new state.
+    m.def("_set_simd_enabled", [](bool on) {
+        set_simd_enabled(on);
+        return simd_enabled();
+    }, "enabled"_a);
 }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from ascend_slim import core
+from ascend_slim import _core, core
 
 ANCHORS, STRIDES = ref.YOLOV5_ANCHORS, ref.YOLOV5_STRIDES
 
@@ -32,6 +32,16 @@ def small_heads(seed: int, nc: int = 7, batch: int = 2, dtype=np.float32, conv: 
     return [conv_layout(h) for h in heads] if conv else heads
 
 
+@pytest.fixture(params=[True, False], ids=["simd", "scalar"])
+def simd(request):
+    """Runs a test with the SIMD kernels and again with their portable scalar twins."""
+    if request.param and not _core._set_simd_enabled(True):
+        pytest.skip("this build has no SIMD kernels")
+    _core._set_simd_enabled(request.param)
+    yield request.param
+    _core._set_simd_enabled(True)
+
+
 def assert_same_dets(got: list[np.ndarray], want: list[np.ndarray]) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want):
@@ -52,7 +62,7 @@ LETTERBOX_CASES = [
 
 
 @pytest.mark.parametrize("case", LETTERBOX_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_letterbox_matches_opencv(photos, case):
+def test_letterbox_matches_opencv(photos, case, simd):
     for name, img in photos.items():
         out, ratio, pad = core.letterbox(img, **case)
         want, want_ratio, want_pad = ref.letterbox(img, **case)
@@ -70,7 +80,7 @@ def test_letterbox_accepts_non_contiguous(photos):
     np.testing.assert_array_equal(out, core.letterbox(np.ascontiguousarray(view), 320)[0])
 
 
-def test_preprocess_float_matches_reference(photos):
+def test_preprocess_float_matches_reference(photos, simd):
     for img in photos.values():
         tensor, ratios, pads = core.preprocess(img, 640)
         want = ref.preprocess(img, (640, 640))
@@ -81,7 +91,7 @@ def test_preprocess_float_matches_reference(photos):
         assert pads.tolist() == [list(pad)]
 
 
-def test_preprocess_batch_formats(photos):
+def test_preprocess_batch_formats(photos, simd):
     imgs = list(photos.values())
     size = (384, 640)
     f32, ratios, pads = core.preprocess(imgs, size)
@@ -109,7 +119,7 @@ def test_preprocess_auto_batch_needs_one_shape(photos):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("multi_label", [False, True], ids=["best", "multi"])
 @pytest.mark.parametrize("mode", ["yolov5", "mindx"])
-def test_postprocess_matches_reference(conv, dtype, multi_label, mode):
+def test_postprocess_matches_reference(conv, dtype, multi_label, mode, simd):
     for seed in range(3):
         heads = small_heads(seed, dtype=dtype, conv=conv)
         kw = dict(conf_thres=0.2, iou_thres=0.5, max_det=25, multi_label=multi_label, mode=mode)
@@ -122,7 +132,7 @@ def test_postprocess_matches_reference(conv, dtype, multi_label, mode):
 
 
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_decode_matches_reference(multi_label):
+def test_decode_matches_reference(multi_label, simd):
     heads = small_heads(5, dtype=np.float16)
     got = core.decode(heads, ANCHORS, STRIDES, conf_thres=0.3, multi_label=multi_label)
     for dets, (boxes, scores, classes) in zip(got, ref.decode(heads, ANCHORS, STRIDES, 0.3, multi_label)):
@@ -131,7 +141,7 @@ def test_decode_matches_reference(multi_label):
         np.testing.assert_array_equal(dets[:, 5], classes)
 
 
-def test_detector_like_heads_at_eval_and_detect_thresholds():
+def test_detector_like_heads_at_eval_and_detect_thresholds(simd):
     heads = ref.detector_like_heads(np.random.default_rng(3), batch=2, img_size=320)
     for conf, multi_label in ((0.001, True), (0.25, False)):
         kw = dict(conf_thres=conf, iou_thres=0.6, multi_label=multi_label)
@@ -160,7 +170,7 @@ def test_mindx_objectness_threshold_is_separate():
 
 @pytest.mark.parametrize("multi_label", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_postprocess_decoded_matches_reference(multi_label, dtype):
+def test_postprocess_decoded_matches_reference(multi_label, dtype, simd):
     rng = np.random.default_rng(11)
     xy = rng.uniform(0, 64, (2, 300, 2))
     wh = rng.uniform(1, 30, (2, 300, 2))
@@ -170,6 +180,42 @@ def test_postprocess_decoded_matches_reference(multi_label, dtype):
         kw = dict(conf_thres=0.05, iou_thres=0.5, max_det=40, multi_label=multi_label, mode=mode)
         got = core.postprocess_decoded(pred, **kw)
         assert_same_dets(got, ref.postprocess_decoded(pred, **kw))
+
+
+def smallest_passing(passes, start: float) -> np.float32:
+    """The smallest float32 ``c`` with ``passes(c)`` (``passes`` monotone), searched from ``start``."""
+    c = np.float32(start)
+    while passes(c):
+        c = np.nextafter(c, np.float32(-np.inf))
+    while not passes(c):
+        c = np.nextafter(c, np.float32(np.inf))
+    return c
+
+
+def test_logit_screens_are_exact_at_the_threshold(simd):
+    """The float pre-screens of objectness and class logits never drop a candidate: logits one float32 step
+    either side of the exact double decisions (sigmoid(t_obj) > conf, obj * sigmoid(c) > conf) come out as
+    those decisions say, in multi-label and best-class mode."""
+    conf, nc = 0.001, 9
+    sig = lambda t: 1 / (1 + math.exp(-float(t)))  # noqa: E731
+    heads = [np.full((1, 3, 32 // int(s), 32 // int(s), 5 + nc), -30.0, np.float32) for s in STRIDES]
+    cells = heads[0][0].reshape(-1, 5 + nc)
+    t_obj = np.linspace(-6.5, 9.0, 24, dtype=np.float32)
+    for k, t in enumerate(t_obj):  # class logits below, at and above the boundary, at varying positions
+        obj = sig(t)
+        c = smallest_passing(lambda c, obj=obj: obj * sig(c) > conf, logit(np.array(conf / obj)))
+        cells[k, 4] = t
+        cells[k, 5 + k % 3:8 + k % 3] = [np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))]
+    t = smallest_passing(lambda t: sig(t) > conf, logit(np.array(conf)))
+    for k, t_edge in enumerate([np.nextafter(t, np.float32(-np.inf)), t, np.nextafter(t, np.float32(np.inf))]):
+        cells[len(t_obj) + k, 4] = t_edge  # objectness at the boundary, a certain class
+        cells[len(t_obj) + k, 5 + k] = 30.0
+    for multi_label, per_cell in ((True, 2), (False, 1)):
+        got = core.decode(heads, ANCHORS, STRIDES, conf, multi_label)[0]
+        boxes, scores, classes = ref.decode(heads, ANCHORS, STRIDES, conf, multi_label)[0]
+        assert len(got) == len(scores) == per_cell * len(t_obj) + 2
+        np.testing.assert_array_equal(got[:, 4], scores)
+        np.testing.assert_array_equal(got[:, 5], classes)
 
 
 # -- known boxes ------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "ascend_slim/half.hpp"
+#include "ascend_slim/simd.hpp"
 
 namespace ascend_slim {
 
@@ -11,13 +13,52 @@ namespace {
 
 inline double sigmoid(double t) { return 1.0 / (1.0 + std::exp(-t)); }
 
-// A float bound below logit(p): every t with sigmoid(t) > p has t > bound, so most cells are rejected by
-// one float comparison on the raw logit before any exp (the exact test follows in double).
+// A float bound below logit(p): every t with sigmoid(t) > p has t > bound, so most values are rejected by
+// one float comparison on the raw logit before any exp (the exact test follows in double). The margin
+// (1e-4 relative) dwarfs the float rounding of p / (1 - p) and of logf (about 1e-7).
 float logit_floor(double p) {
     if (!(p > 0.0)) return -std::numeric_limits<float>::infinity();
     if (p >= 1.0) return std::numeric_limits<float>::infinity();
-    const double l = std::log(p) - std::log1p(-p);
-    return static_cast<float>(l - 1e-4 * (1.0 + std::fabs(l)));
+    const float l = std::log(static_cast<float>(p / (1.0 - p)));  // underflow to 0 gives -inf: still a bound
+    return l - 1e-4f * (1.f + std::fabs(l));
+}
+
+// Writes the positions i < n with v[i] > bound (NaN never passes) in ascending order; returns their count.
+int64_t positions_above(const float* v, int64_t n, float bound, int64_t* pos) {
+    int64_t i = 0, k = 0;
+#ifdef ASCEND_SLIM_SSE2
+    if (simd_enabled()) {
+        const __m128 b = _mm_set1_ps(bound);
+        for (; i + 4 <= n; i += 4)
+            for (int m = _mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(v + i), b)); m; m &= m - 1)
+                pos[k++] = i + __builtin_ctz(static_cast<unsigned>(m));
+    }
+#endif
+    for (; i < n; ++i) {
+        pos[k] = i;
+        k += v[i] > bound;
+    }
+    return k;
+}
+
+// First position of the largest value, NaN ignored (0 when no value is above -inf).
+int64_t argmax(const float* v, int64_t n) {
+    float best = -std::numeric_limits<float>::infinity();
+    int64_t i = 0;
+#ifdef ASCEND_SLIM_SSE2
+    if (simd_enabled() && n >= 4) {
+        __m128 m = _mm_set1_ps(best);
+        for (; i + 4 <= n; i += 4) m = _mm_max_ps(_mm_loadu_ps(v + i), m);  // a NaN lane keeps m
+        m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+        m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+        best = _mm_cvtss_f32(m);
+    }
+#endif
+    for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+    if (!(best > -std::numeric_limits<float>::infinity())) return 0;
+    int64_t first = 0;
+    while (!(v[first] == best)) ++first;
+    return first;
 }
 
 inline float load(const float* p, int64_t i) { return p[i]; }
@@ -33,42 +74,41 @@ inline bool set_corners(Box& b, double x1, double y1, double x2, double y2) {
 // Scores beyond the float range (only from out-of-range decoded rows) are not candidates.
 inline bool finite_score(double score) { return std::isfinite(static_cast<float>(score)); }
 
-// Emits the candidates of one cell whose objectness `obj` passed. value(c) is class c's raw value (a logit or
+// Emits the candidates of one cell whose objectness `obj` passed. cls[c] is class c's raw value (a logit or
 // a probability) and prob(v) its probability; values not above `bound` cannot pass and are skipped cheaply.
-// make_box(Box&) fills the coordinates and returns false when they are not finite.
-template <typename Value, typename Prob, typename MakeBox>
-void emit_classes(int64_t nc, double obj, float bound, const CandidateRule& rule, Value&& value, Prob&& prob,
-                  MakeBox&& make_box, std::vector<Box>& out) {
+// make_box(Box&) fills the coordinates and returns false when they are not finite. `pos` has room for nc.
+template <typename Prob, typename MakeBox>
+void emit_classes(const float* cls, int64_t nc, double obj, float bound, const CandidateRule& rule, Prob&& prob,
+                  MakeBox&& make_box, int64_t* pos, std::vector<Box>& out) {
+    int64_t count = 0;
+    if (rule.multi_label) {
+        count = positions_above(cls, nc, bound, pos);
+    } else {
+        pos[0] = argmax(cls, nc);
+        count = cls[pos[0]] > bound;
+    }
     Box box{};
     bool have_box = false;
-    auto push = [&](double score, int64_t c) {
+    for (int64_t k = 0; k < count; ++k) {
+        const double score = obj * prob(cls[pos[k]]);
+        if (!(score > rule.conf_thres) || !finite_score(score)) continue;
         if (!have_box) {
-            if (!make_box(box)) return false;
+            if (!make_box(box)) return;
             have_box = true;
         }
         box.score = static_cast<float>(score);
-        box.cls = static_cast<int32_t>(c);
+        box.cls = static_cast<int32_t>(pos[k]);
         out.push_back(box);
-        return true;
-    };
-    if (rule.multi_label) {
-        for (int64_t c = 0; c < nc; ++c) {
-            const float v = value(c);
-            if (!(v > bound)) continue;
-            const double score = obj * prob(v);
-            if (score > rule.conf_thres && finite_score(score) && !push(score, c)) return;
-        }
-        return;
     }
-    float best = -std::numeric_limits<float>::infinity();
-    int64_t best_c = 0;
-    for (int64_t c = 0; c < nc; ++c) {
-        const float v = value(c);
-        if (v > best) best = v, best_c = c;  // NaN never wins; first index on ties
-    }
-    if (!(best > bound)) return;
-    const double score = obj * prob(best);
-    if (score > rule.conf_thres && finite_score(score)) push(score, best_c);
+}
+
+// A cell's class values as contiguous floats: in place for float32 [.., no] rows, else converted into `buf`.
+template <typename T>
+const float* class_values(const T* p, int64_t step, int64_t nc, float* buf) {
+    if constexpr (std::is_same_v<T, float>)
+        if (step == 1) return p;
+    for (int64_t c = 0; c < nc; ++c) buf[c] = load(p, c * step);
+    return buf;
 }
 
 template <typename T>
@@ -76,6 +116,8 @@ void decode_head(const RawHead& h, int64_t image, const CandidateRule& rule, std
     const int64_t plane = h.ny * h.nx, nc = h.no - 5;
     const int64_t cell_step = h.cells_last ? h.no : 1, chan_step = h.cells_last ? 1 : plane;
     const float obj_floor = logit_floor(rule.obj_thres);
+    std::vector<float> buf(nc);
+    std::vector<int64_t> pos(nc);
     for (int64_t a = 0; a < h.na; ++a) {
         const T* anchor_base = static_cast<const T*>(h.data) + (image * h.na + a) * plane * h.no;
         const double aw = h.anchors[2 * a], ah = h.anchors[2 * a + 1];
@@ -96,9 +138,8 @@ void decode_head(const RawHead& h, int64_t image, const CandidateRule& rule, std
             };
             const double q = rule.conf_thres / obj;  // the class probability must exceed q
             if (q >= 1.0) continue;
-            emit_classes(
-                nc, obj, logit_floor(q), rule, [&](int64_t c) { return load(p, (5 + c) * chan_step); },
-                [](float v) { return sigmoid(v); }, make_box, out);
+            emit_classes(class_values(p + 5 * chan_step, chan_step, nc, buf.data()), nc, obj, logit_floor(q), rule,
+                         [](float v) { return sigmoid(v); }, make_box, pos.data(), out);
         }
     }
 }
@@ -107,6 +148,8 @@ template <typename T>
 void decode_rows_typed(const DecodedRows& rows, int64_t image, const CandidateRule& rule, std::vector<Box>& out) {
     const T* base = static_cast<const T*>(rows.data) + image * rows.count * rows.no;
     const int64_t nc = rows.no - 5;
+    std::vector<float> buf(nc);
+    std::vector<int64_t> pos(nc);
     for (int64_t k = 0; k < rows.count; ++k) {
         const T* p = base + k * rows.no;
         const double obj = load(p, 4);
@@ -118,9 +161,8 @@ void decode_rows_typed(const DecodedRows& rows, int64_t image, const CandidateRu
         const double q = rule.conf_thres / obj;
         if (q >= 1.0) continue;
         const float bound = static_cast<float>(q * (1.0 - 1e-6));  // probabilities: no sigmoid
-        emit_classes(
-            nc, obj, bound, rule, [&](int64_t c) { return load(p, 5 + c); },
-            [](float v) { return static_cast<double>(v); }, make_box, out);
+        emit_classes(class_values(p + 5, 1, nc, buf.data()), nc, obj, bound, rule,
+                     [](float v) { return static_cast<double>(v); }, make_box, pos.data(), out);
     }
 }
 

@@ -1,9 +1,11 @@
 #include "ascend_slim/nms.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <cmath>
 #include <limits>
-#include <numeric>
+#include <utility>
 
 namespace ascend_slim {
 
@@ -14,6 +16,38 @@ float float_threshold(double thres) {
     float t = static_cast<float>(thres);
     if (static_cast<double>(t) > thres) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
     return t;
+}
+
+struct Keyed {
+    uint64_t key;
+    int64_t pos;
+};
+
+// Stable LSD radix sort by key, 8 bits a pass; a pass is skipped when all keys share that byte (class ids
+// in [0, 256) need one pass).
+void radix_sort(std::vector<Keyed>& items, std::vector<Keyed>& scratch) {
+    const size_t n = items.size();
+    std::array<std::array<size_t, 256>, 8> count{};
+    for (const Keyed& it : items)
+        for (int b = 0; b < 8; ++b) ++count[b][(it.key >> (8 * b)) & 0xff];
+    scratch.resize(n);
+    for (int b = 0; b < 8; ++b) {
+        auto& c = count[b];
+        if (n == 0 || c[(items[0].key >> (8 * b)) & 0xff] == n) continue;
+        size_t sum = 0;
+        for (size_t& v : c) sum += std::exchange(v, sum);
+        for (const Keyed& it : items) scratch[c[(it.key >> (8 * b)) & 0xff]++] = it;
+        items.swap(scratch);
+    }
+}
+
+// Ascending key order = descending score order (-0 and +0 tie, as in a comparison sort).
+uint64_t descending_key(float score) {
+    uint32_t u;
+    const float s = score + 0.f;  // -0 -> +0
+    std::memcpy(&u, &s, sizeof u);
+    const uint32_t ascending = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ~ascending;
 }
 
 // Greedy NMS over one group of boxes already in descending score order. Appends the group positions kept
@@ -45,47 +79,43 @@ void greedy_group(const std::vector<float>& x1, const std::vector<float>& y1, co
 std::vector<int64_t> nms(const float* boxes, int64_t box_stride, const float* scores, int64_t score_stride,
                          const int64_t* classes, int64_t n, const NmsParams& params) {
     // Rank: descending score, stable; NaN scores dropped.
-    std::vector<int64_t> order;
+    std::vector<Keyed> order, scratch;
     order.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-        if (!std::isnan(scores[i * score_stride])) order.push_back(i);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return scores[a * score_stride] > scores[b * score_stride];
-    });
+    for (int64_t i = 0; i < n; ++i) {
+        const float s = scores[i * score_stride];
+        if (!std::isnan(s)) order.push_back({descending_key(s), i});
+    }
+    radix_sort(order, scratch);
     if (params.max_nms >= 0 && static_cast<int64_t>(order.size()) > params.max_nms) order.resize(params.max_nms);
     const int64_t m = static_cast<int64_t>(order.size());
 
     // Group ranks by class (stable, so each group stays in score order); agnostic: one group.
-    std::vector<int64_t> ranks(static_cast<size_t>(m));
-    std::iota(ranks.begin(), ranks.end(), 0);
-    if (!params.agnostic)
-        std::stable_sort(ranks.begin(), ranks.end(),
-                         [&](int64_t a, int64_t b) { return classes[order[a]] < classes[order[b]]; });
+    std::vector<Keyed> ranks(static_cast<size_t>(m));
+    for (int64_t r = 0; r < m; ++r)
+        ranks[r] = {params.agnostic ? 0 : static_cast<uint64_t>(classes[order[r].pos]), r};
+    radix_sort(ranks, scratch);
 
     const float thres = float_threshold(params.iou_thres);
     std::vector<int64_t> kept_ranks, kept_in_group;
     std::vector<float> x1, y1, x2, y2;
     for (int64_t g0 = 0; g0 < m;) {
         int64_t g1 = g0 + 1;
-        if (!params.agnostic)
-            while (g1 < m && classes[order[ranks[g1]]] == classes[order[ranks[g0]]]) ++g1;
-        else
-            g1 = m;
+        while (g1 < m && ranks[g1].key == ranks[g0].key) ++g1;
         x1.clear(), y1.clear(), x2.clear(), y2.clear();
         for (int64_t k = g0; k < g1; ++k) {
-            const float* b = boxes + order[ranks[k]] * box_stride;
+            const float* b = boxes + order[ranks[k].pos].pos * box_stride;
             x1.push_back(b[0]), y1.push_back(b[1]), x2.push_back(b[2]), y2.push_back(b[3]);
         }
         kept_in_group.clear();
         greedy_group(x1, y1, x2, y2, thres, params.max_det, kept_in_group);
-        for (int64_t k : kept_in_group) kept_ranks.push_back(ranks[g0 + k]);
+        for (int64_t k : kept_in_group) kept_ranks.push_back(ranks[g0 + k].pos);
         g0 = g1;
     }
     std::sort(kept_ranks.begin(), kept_ranks.end());
     if (params.max_det >= 0 && static_cast<int64_t>(kept_ranks.size()) > params.max_det)
         kept_ranks.resize(params.max_det);
     std::vector<int64_t> out(kept_ranks.size());
-    for (size_t k = 0; k < kept_ranks.size(); ++k) out[k] = order[kept_ranks[k]];
+    for (size_t k = 0; k < kept_ranks.size(); ++k) out[k] = order[kept_ranks[k]].pos;
     return out;
 }
 
