@@ -213,6 +213,7 @@ def test_logit_screens_are_exact_at_the_threshold(simd):
     for multi_label, per_cell in ((True, 2), (False, 1)):
         got = core.decode(heads, ANCHORS, STRIDES, conf, multi_label)[0]
         boxes, scores, classes = ref.decode(heads, ANCHORS, STRIDES, conf, multi_label)[0]
+        np.testing.assert_array_equal(got[:, :4], boxes)
         assert len(got) == len(scores) == per_cell * len(t_obj) + 2
         np.testing.assert_array_equal(got[:, 4], scores)
         np.testing.assert_array_equal(got[:, 5], classes)
