@@ -109,6 +109,32 @@ def test_preprocess_batch_formats(photos, simd):
         assert ratios[i] == ratio and tuple(pads[i]) == pad
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 700), (900, 1), (17, 33), (480, 640), (3000, 41), (123, 4567)])
+def test_simd_and_scalar_resize_agree(shape):
+    """The AVX2 kernels (deinterleave, windowed horizontal pass, vertical blend, /255) give bit-identical
+    results to the scalar ones on noise images of extreme shapes and scales, and stay within OpenCV's rounding."""
+    img = np.random.default_rng(shape[0] * 7 + shape[1]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for size in ((640, 640), (333, 517), shape):
+        outs = {}
+        for simd in (True, False):
+            _core._set_simd_enabled(simd)
+            try:
+                outs[simd] = [core.letterbox(img, size)[0], *(core.preprocess(img, size, dtype=dt)[0]
+                                                              for dt in (np.float32, np.float16, np.uint8))]
+            finally:
+                _core._set_simd_enabled(True)
+        for a, b in zip(outs[True], outs[False]):
+            np.testing.assert_array_equal(a, b)
+        assert np.abs(outs[True][0].astype(np.int16) - ref.letterbox(img, size)[0]).max() <= 1
+
+
+def test_float_conversion_is_exact_for_every_value(simd):
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    img = np.stack([grey, grey[::-1], grey.T], axis=2)  # no resize: every value reaches the conversion
+    tensor = core.preprocess(img, (16, 16))[0][0]
+    np.testing.assert_array_equal(tensor, img[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / np.float32(255))
+
+
 def test_preprocess_auto_batch_needs_one_shape(photos):
     with pytest.raises(ValueError, match="auto=True"):
         core.preprocess(list(photos.values()), 640, auto=True)

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "ascend_slim/half.hpp"
+#include "ascend_slim/resize_kernels.hpp"
 
 namespace ascend_slim {
 
@@ -42,7 +42,7 @@ constexpr int kCoefScale = 1 << 11;
 
 struct Taps {
     std::vector<int> i0, i1;      // the two source indices of each destination index
-    std::vector<int32_t> c0, c1;  // their fixed-point weights
+    std::vector<int16_t> c0, c1;  // their fixed-point weights
 };
 
 int16_t fixed_weight(float w) {
@@ -76,67 +76,25 @@ Taps make_taps(int src, int dst, bool clamp_weights) {
     return t;
 }
 
-// x86-64: also compile the hot loops for AVX2 and pick the variant at load time (GCC/Clang ifunc).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define ASCEND_SLIM_HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define ASCEND_SLIM_HOT
-#endif
-
-// Splits an interleaved 3-channel row into three int32 planes (the gather source of the horizontal pass).
-ASCEND_SLIM_HOT void split_wide(const uint8_t* row, int n, int32_t* p0, int32_t* p1, int32_t* p2) {
-    for (int x = 0; x < n; ++x) {
-        p0[x] = row[3 * x];
-        p1[x] = row[3 * x + 1];
-        p2[x] = row[3 * x + 2];
-    }
-}
-
-// One channel of a source row resized horizontally. OpenCV keeps the full fixed-point sum, and its
-// vertical pass only ever uses it shifted right by 4, so the row is stored as that int16.
-ASCEND_SLIM_HOT void resize_plane_h(const int32_t* src, const int* i0, const int* i1, const int32_t* c0,
-                                    const int32_t* c1, int n, int16_t* out) {
-    for (int x = 0; x < n; ++x) out[x] = static_cast<int16_t>((src[i0[x]] * c0[x] + src[i1[x]] * c1[x]) >> 4);
-}
-
-// Vertical blend of two horizontally resized rows with the rounding of OpenCV's SIMD VResizeLinear for
-// 8-bit images (the path cv::resize takes): 16x16->high-16 products, then (sum + 2) >> 2.
-ASCEND_SLIM_HOT void resize_row_v(const int16_t* r0, const int16_t* r1, int16_t w0, int16_t w1, int n,
-                                  uint8_t* out) {
-    for (int i = 0; i < n; ++i) {
-        const int32_t v = static_cast<int16_t>((r0[i] * w0) >> 16) + static_cast<int16_t>((r1[i] * w1) >> 16);
-        out[i] = static_cast<uint8_t>(std::clamp((v + 2) >> 2, 0, 255));
-    }
-}
-
-template <typename T>
-T convert_pixel(uint8_t v);
-template <>
-uint8_t convert_pixel<uint8_t>(uint8_t v) { return v; }
-template <>
-float convert_pixel<float>(uint8_t v) { return static_cast<float>(v) / 255.f; }
-template <>
-uint16_t convert_pixel<uint16_t>(uint8_t v) { return float_to_half(static_cast<float>(v) / 255.f); }
-
-// Contiguous uint8 -> output type (float: a plain division that vectorises; half: a 256-entry table).
+// Contiguous uint8 -> output type: a copy, the unit_float kernel, or a 256-entry binary16 table.
 template <typename T>
 struct Converter {
-    void operator()(const uint8_t* in, int n, T* out) const {
-        for (int i = 0; i < n; ++i) out[i] = convert_pixel<T>(in[i]);
-    }
+    void operator()(const uint8_t* in, int n, uint8_t* out) const { std::copy(in, in + n, out); }
+};
+template <>
+struct Converter<float> {
+    void operator()(const uint8_t* in, int n, float* out) const { unit_float(in, n, out); }
 };
 template <>
 struct Converter<uint16_t> {
     uint16_t table[256];
     Converter() {
-        for (int v = 0; v < 256; ++v) table[v] = convert_pixel<uint16_t>(static_cast<uint8_t>(v));
+        for (int v = 0; v < 256; ++v) table[v] = float_to_half(static_cast<float>(v) / 255.f);
     }
     void operator()(const uint8_t* in, int n, uint16_t* out) const {
         for (int i = 0; i < n; ++i) out[i] = table[in[i]];
     }
 };
-
-ASCEND_SLIM_HOT void convert_f32(const uint8_t* in, int n, float* out) { Converter<float>()(in, n, out); }
 
 // Writes canvas rows given as three planes in the input's (BGR) channel order.
 template <typename T>
@@ -160,12 +118,7 @@ public:
     }
 
 private:
-    void convert(const uint8_t* in, int n, T* out) const {
-        if constexpr (std::is_same_v<T, float>)
-            convert_f32(in, n, out);
-        else
-            converter_(in, n, out);
-    }
+    void convert(const uint8_t* in, int n, T* out) const { converter_(in, n, out); }
 
     T* dst_;
     int w_;
@@ -188,29 +141,30 @@ void letterbox_typed(const uint8_t* src, const LetterboxGeometry& g, const std::
     for (int y = g.pad_top + g.new_h; y < g.out_h; ++y) writer.put(y, planes[0], planes[1], planes[2]);
     uint8_t* image[3] = {planes[0] + g.pad_left, planes[1] + g.pad_left, planes[2] + g.pad_left};
 
-    const size_t src_row = static_cast<size_t>(g.src_w) * 3, n = static_cast<size_t>(g.new_w);
+    const size_t src_row = static_cast<size_t>(g.src_w) * 3;
     if (g.new_w == g.src_w && g.new_h == g.src_h) {  // no resize: cv::resize copies
         for (int y = 0; y < g.new_h; ++y) {
-            const uint8_t* s = src + y * src_row;
-            for (size_t x = 0; x < n; ++x) image[0][x] = s[3 * x], image[1][x] = s[3 * x + 1], image[2][x] = s[3 * x + 2];
+            deinterleave3(src + y * src_row, g.src_w, image[0], image[1], image[2]);
             writer.put(g.pad_top + y, planes[0], planes[1], planes[2]);
         }
         return;
     }
     const Taps tx = make_taps(g.src_w, g.new_w, true), ty = make_taps(g.src_h, g.new_h, false);
-    std::vector<int32_t> wide(3 * static_cast<size_t>(g.src_w));
-    // Cache of the two most recent horizontally resized source rows (three planes of new_w each).
+    const HorizontalResampler resample(tx.i0, tx.i1, tx.c0, tx.c1);
+    // One source row as three planes (16 readable bytes of slack each for the SIMD window loads).
+    const size_t src_plane = static_cast<size_t>(g.src_w) + 16;
+    std::vector<uint8_t> split(3 * src_plane);
+    // Cache of the two most recent horizontally resized source rows (three planes each, 8 values of slack).
+    const size_t n = static_cast<size_t>(g.new_w) + 8;
     std::vector<int16_t> cache[2] = {std::vector<int16_t>(3 * n), std::vector<int16_t>(3 * n)};
     int tag[2] = {-1, -1};
     auto fetch = [&](int sy, int keep) -> const int16_t* {
         for (int k = 0; k < 2; ++k)
             if (tag[k] == sy) return cache[k].data();
         const int slot = tag[0] == keep ? 1 : 0;
-        int32_t* p = wide.data();
-        split_wide(src + sy * src_row, g.src_w, p, p + g.src_w, p + 2 * g.src_w);
-        for (int c = 0; c < 3; ++c)
-            resize_plane_h(p + c * g.src_w, tx.i0.data(), tx.i1.data(), tx.c0.data(), tx.c1.data(), g.new_w,
-                           cache[slot].data() + c * n);
+        uint8_t* p = split.data();
+        deinterleave3(src + sy * src_row, g.src_w, p, p + src_plane, p + 2 * src_plane);
+        for (int c = 0; c < 3; ++c) resample(p + c * src_plane, cache[slot].data() + c * n);
         tag[slot] = sy;
         return cache[slot].data();
     };
@@ -218,8 +172,7 @@ void letterbox_typed(const uint8_t* src, const LetterboxGeometry& g, const std::
         const int16_t* r0 = fetch(ty.i0[y], ty.i1[y]);
         const int16_t* r1 = fetch(ty.i1[y], ty.i0[y]);
         for (int c = 0; c < 3; ++c)
-            resize_row_v(r0 + c * n, r1 + c * n, static_cast<int16_t>(ty.c0[y]), static_cast<int16_t>(ty.c1[y]),
-                         g.new_w, image[c]);
+            blend_rows(r0 + c * n, r1 + c * n, ty.c0[y], ty.c1[y], g.new_w, image[c]);
         writer.put(g.pad_top + y, planes[0], planes[1], planes[2]);
     }
 }

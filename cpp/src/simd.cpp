@@ -10,6 +10,15 @@ std::atomic<bool> enabled{true};
 #else
 std::atomic<bool> enabled{false};
 #endif
+
+bool cpu_has_avx2() {
+#ifdef ASCEND_SLIM_AVX2
+    static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return has;
+#else
+    return false;
+#endif
+}
 }  // namespace
 
 bool simd_enabled() { return enabled.load(std::memory_order_relaxed); }
@@ -21,5 +30,7 @@ void set_simd_enabled(bool on) {
     (void)on;
 #endif
 }
+
+bool avx2_enabled() { return simd_enabled() && cpu_has_avx2(); }
 
 }  // namespace ascend_slim
