@@ -129,3 +129,28 @@ def test_export_remapped_to_voc(yolov5n_pt: Path, tmp_path: Path) -> None:
     assert meta.names == list(VOC_CLASSES)
     assert [h["action"] for h in meta.history][-2:] == ["remap_classes", "export_onnx"]
     assert model.graph.output[0].type.tensor_type.shape.dim[4].dim_value == 25
+
+
+def test_inference_commands_never_import_torch(yolov5n_onnx: Path, images_dir: Path, voc_root: Path,
+                                               tmp_path: Path) -> None:
+    """detect, speed and eval on an .onnx model run without torch (checked in one fresh interpreter)."""
+    mini = tmp_path / "VOCdevkit" / "VOC2007"
+    (mini / "ImageSets" / "Main").mkdir(parents=True)
+    for sub in ("Annotations", "JPEGImages"):
+        (mini / sub).symlink_to(voc_root / "VOC2007" / sub)
+    ids = (voc_root / "VOC2007/ImageSets/Main/test.txt").read_text().split()[:5]
+    (mini / "ImageSets/Main/test.txt").write_text("\n".join(ids) + "\n")
+    runs = [
+        ["detect", "--weights", yolov5n_onnx, "--source", images_dir, "--out", tmp_path / "det"],
+        ["speed", "--weights", yolov5n_onnx, "--source", images_dir, "--warmup", "0", "--iters", "2"],
+        ["eval", "--weights", yolov5n_onnx, "--data", mini.parent, "--out", tmp_path / "txt", "--plots", ""],
+    ]
+    code = (
+        "import sys\n"
+        "from ascend_slim.cli import main\n"
+        f"for args in {[[str(a) for a in r] for r in runs]!r}:\n"
+        "    assert main(args) == 0, args\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
