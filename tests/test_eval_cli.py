@@ -59,3 +59,15 @@ def test_missing_split_is_one_line(voc_root: Path, tmp_path: Path) -> None:
     run = cli("eval", "--data", voc_root, "--split", "nosuchsplit", "--from-txt", tmp_path)
     assert run.returncode == 1
     assert len(run.stderr.strip().splitlines()) == 1 and "nosuchsplit" in run.stderr
+
+
+def test_model_without_voc_classes_is_refused(voc_root: Path, tmp_path: Path) -> None:
+    from ascend_slim.export import export_onnx
+    from ascend_slim.model import YOLOv5
+
+    model = YOLOv5.from_yaml("yolov5n", names=["cable", "insulator", "bird nest"])
+    onnx_path = export_onnx(model, tmp_path / "custom.onnx", img_size=320)
+    run = cli("eval", "--weights", onnx_path, "--data", voc_root, "--out", tmp_path / "txt")
+    assert run.returncode == 1
+    assert len(run.stderr.strip().splitlines()) == 1 and "'aeroplane'" in run.stderr
+    assert not (tmp_path / "txt").exists()
