@@ -78,6 +78,9 @@ def test_onnx_path_never_imports_torch(yolov5n_onnx: Path, images_dir: Path) -> 
         (dict(mode="tensorrt"), "mode"),
         (dict(classes=["unicorn"]), "unicorn"),
         (dict(backend="tensorrt"), "unknown backend"),
+        (dict(device="tpu"), "unknown device"),
+        (dict(device="npu:1"), "runs Ascend .om models"),
+        (dict(device="cuda:0"), "CUDAExecutionProvider"),  # this onnxruntime build has no CUDA
     ],
 )
 def test_bad_arguments(yolov5n_onnx: Path, kwargs: dict, message: str) -> None:
@@ -108,3 +111,24 @@ def test_static_model_refuses_other_sizes(yolov5n_pt: Path, tmp_path: Path) -> N
         Detector(static, img_size=640)
     with pytest.raises(AscendSlimError, match="static input size"):
         Detector(static, rect=True)
+
+
+def test_om_weights_go_to_the_ascend_backend_with_the_device_index(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import ascend_slim.ascend.backends as backends
+
+    calls = []
+
+    def record(weights, kind, device_id):
+        calls.append((Path(weights).name, kind, device_id))
+        raise AscendSlimError("recorded")
+
+    monkeypatch.setattr(backends, "open_ascend_backend", record)
+    om = tmp_path / "model.om"
+    om.write_bytes(b"om")
+    for device in ("npu:1", "cpu"):
+        with pytest.raises(AscendSlimError, match="recorded"):
+            Detector(om, device=device)
+    assert calls == [("model.om", "auto", 1), ("model.om", "auto", 0)]
+    with pytest.raises(AscendSlimError, match="Ascend device"):
+        Detector(om, device="cuda:0")

@@ -26,15 +26,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _providers(device: str) -> list[str]:
-    """onnxruntime providers for ``--device`` (``cpu`` or ``cuda``)."""
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device.split(":")[0] == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise AscendSlimError(f"unknown --device {device!r}: use cpu or cuda (Ascend devices: --backend acl|mindx)")
-
-
 def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int) -> None:
     p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "
                    "(default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt, downloaded once)")
@@ -44,14 +35,14 @@ def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det
     p.add_argument("--iou-thres", type=_fraction, default=iou, help=f"NMS IoU threshold (default {iou})")
     p.add_argument("--max-det", type=_positive_int, default=max_det, help=f"detections per image ({max_det})")
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch", "acl", "mindx"))
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for onnxruntime")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] (onnxruntime) or npu[:N] (Ascend .om)")
 
 
 def _detector(args: argparse.Namespace, **overrides: object):
     from .detector import Detector
 
     options = dict(weights=args.weights, backend=args.backend, img_size=args.img, conf_thres=args.conf_thres,
-                   iou_thres=args.iou_thres, max_det=args.max_det, providers=_providers(args.device))
+                   iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
     options.update(overrides)
     return Detector(**options)
 
@@ -134,7 +125,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ascend-slim", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="ascend-slim",
+        description="Prune, compress and deploy YOLOv5 detectors: Ascend 310 (ATC, MindX, pyACL) and onnxruntime.",
+        epilog="`ascend-slim COMMAND --help` lists a command's flags.")
     parser.add_argument("--version", action="version", version=f"ascend-slim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

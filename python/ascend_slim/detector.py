@@ -91,14 +91,15 @@ class Detector:
     the smallest stride multiple around ``img_size`` (as Ultralytics ``detect.py``) instead of the full square;
     it needs a model with dynamic input size and is the default for those (``.pt`` weights run as a dynamic
     ONNX export). ``classes`` keeps only those class ids or names. ``mode`` is the postprocess definition:
-    ``"yolov5"`` or ``"mindx"`` (see ``core``).
+    ``"yolov5"`` or ``"mindx"`` (see ``core``). ``device``: ``cpu``, ``cuda[:N]`` (onnxruntime) or ``npu[:N]``
+    (Ascend); ``providers`` gives onnxruntime an explicit provider list instead.
     """
 
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
                  img_size: int | None = None, conf_thres: float = 0.25, iou_thres: float = 0.45,
                  max_det: int = 1000, classes: Sequence[int | str] | None = None, multi_label: bool = False,
-                 mode: str = "yolov5", rect: bool | None = None, providers: Sequence[str] | None = None,
-                 num_threads: int | None = None) -> None:
+                 mode: str = "yolov5", rect: bool | None = None, device: str = "cpu",
+                 providers: Sequence[str] | None = None, num_threads: int | None = None) -> None:
         if not 0.0 <= conf_thres <= 1.0 or not 0.0 <= iou_thres <= 1.0:
             raise AscendSlimError(f"thresholds must lie in [0, 1], got conf {conf_thres}, iou {iou_thres}")
         if max_det < 1:
@@ -106,8 +107,8 @@ class Detector:
         if mode not in POSTPROCESS_MODES:
             raise AscendSlimError(f"unknown postprocess mode {mode!r}: choose {' or '.join(POSTPROCESS_MODES)}")
         self.weights = resolve_weights(weights)
-        self.backend = open_backend(self.weights, backend, img_size=img_size or 640, providers=providers,
-                                    num_threads=num_threads)
+        self.backend = open_backend(self.weights, backend, img_size=img_size or 640, device=device,
+                                    providers=providers, num_threads=num_threads)
         self.meta = self.backend.meta
         stride = int(max(self.meta.strides))
         if self.meta.dynamic:

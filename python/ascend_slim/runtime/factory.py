@@ -11,9 +11,20 @@ from .base import Backend
 BACKENDS = ("auto", "onnxruntime", "torch", "acl", "mindx")
 
 
-def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int, int] = 640,
+def parse_device(device: str) -> tuple[str, int]:
+    """``"cpu"``, ``"cuda[:N]"`` or ``"npu[:N]"`` (an Ascend device) as ``(kind, index)``."""
+    kind, _, index = device.strip().lower().partition(":")
+    if kind not in ("cpu", "cuda", "npu") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise AscendSlimError(f"unknown device {device!r}: use cpu, cuda[:N] (onnxruntime) or npu[:N] (Ascend)")
+    return kind, int(index or 0)
+
+
+def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int, int] = 640, device: str = "cpu",
                  providers: Sequence[str] | None = None, num_threads: int | None = None) -> Backend:
     """Open ``weights`` (.onnx, .pt or .om) with the named backend; ``auto`` picks by file type.
+
+    ``device`` is ``cpu`` or ``cuda[:N]`` for onnxruntime (``providers`` overrides it with an explicit
+    provider list) and ``npu[:N]`` for the Ascend backends (which take the default ``cpu`` as ``npu:0``).
 
     ``.pt`` checkpoints run through a cached ONNX export with dynamic height and width on onnxruntime (or in
     PyTorch with ``torch``);
@@ -22,16 +33,24 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
     if backend not in BACKENDS:
         raise AscendSlimError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     suffix = weights.suffix.lower()
+    kind, index = parse_device(device)
+    ascend = suffix == ".om" or backend in ("acl", "mindx")
+    if ascend and kind == "cuda":
+        raise AscendSlimError(f"{weights.name} runs on an Ascend device: use --device npu[:N] (default npu:0)")
+    if not ascend and kind == "npu":
+        raise AscendSlimError(f"device {device} runs Ascend .om models, not {weights.name}: use cpu or cuda[:N]")
     if backend == "torch":
         if suffix != ".pt":
             raise AscendSlimError(f"backend 'torch' runs .pt checkpoints, not {weights.name}")
         from .torch_backend import TorchBackend
 
+        if kind != "cpu":
+            raise AscendSlimError("backend 'torch' is a CPU reference: use --device cpu")
         return TorchBackend(weights, img_size=img_size)
-    if suffix == ".om" or backend in ("acl", "mindx"):
+    if ascend:
         from ..ascend.backends import open_ascend_backend
 
-        return open_ascend_backend(weights, kind=backend)
+        return open_ascend_backend(weights, kind=backend, device_id=index)
     if suffix == ".pt":
         from ..weights import onnx_for_checkpoint
 
@@ -40,4 +59,7 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
         raise AscendSlimError(f"cannot run {weights.name} with onnxruntime: expected a .onnx or .pt file")
     from .onnxruntime_backend import OnnxRuntimeBackend
 
+    if providers is None:
+        providers = [("CUDAExecutionProvider", {"device_id": index})] if kind == "cuda" else []
+        providers.append("CPUExecutionProvider")
     return OnnxRuntimeBackend(weights, providers=providers, num_threads=num_threads)

@@ -19,7 +19,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
+    def __init__(self, path: str | Path, providers: Sequence[str | tuple[str, dict]] | None = None,
                  num_threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -31,7 +31,8 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = int(num_threads)
         available = ort.get_available_providers()
         providers = list(providers) if providers else ["CPUExecutionProvider"]
-        unknown = [p for p in providers if p not in available]
+        unknown = [p if isinstance(p, str) else p[0] for p in providers]
+        unknown = [name for name in unknown if name not in available]
         if unknown:
             raise AscendSlimError(
                 f"onnxruntime provider(s) {', '.join(unknown)} not available; "
