@@ -129,3 +129,21 @@ def test_bad_export_settings_are_refused(kwargs: dict, message: str, tmp_path: P
     with pytest.raises(AscendSlimError, match=message):
         export_onnx(model, tmp_path / "x.onnx", **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dynamic_export_runs_any_stride_multiple(yolov5n: YOLOv5, tmp_path: Path) -> None:
+    path = export_onnx(yolov5n, tmp_path / "dyn.onnx", img_size=320, dynamic=True)
+    proto = onnx.load(path)
+    meta = ModelMeta.from_props({p.key: p.value for p in proto.metadata_props})
+    assert meta.dynamic and meta.history[-1]["dynamic"] is True
+    assert [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim[2:]] == ["images_h", "images_w"]
+    for h, w in ((256, 320), (320, 192)):
+        x = np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            ref = yolov5n(torch.from_numpy(x))
+        outs = run_ort(path, x)
+        assert [o.shape[2:4] for o in outs] == [(h // s, w // s) for s in (8, 16, 32)]
+        for a, b in zip(outs, ref):
+            assert_close_to_scale(a, b)
+    with pytest.raises(AscendSlimError, match="raw head"):
+        export_onnx(yolov5n, tmp_path / "bad.onnx", head="decoded", dynamic=True)
