@@ -154,3 +154,11 @@ def test_inference_commands_never_import_torch(yolov5n_onnx: Path, images_dir: P
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_unwritable_output_is_one_line(yolov5n_onnx: Path, images_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = cli("detect", "--weights", yolov5n_onnx, "--source", images_dir / "bus.jpg", "--out", blocker / "res")
+    assert out.returncode == 1
+    assert len(out.stderr.strip().splitlines()) == 1 and str(blocker) in out.stderr, out.stderr

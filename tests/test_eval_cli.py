@@ -71,3 +71,12 @@ def test_model_without_voc_classes_is_refused(voc_root: Path, tmp_path: Path) ->
     assert run.returncode == 1
     assert len(run.stderr.strip().splitlines()) == 1 and "'aeroplane'" in run.stderr
     assert not (tmp_path / "txt").exists()
+
+
+def test_unusable_output_fails_before_any_work(voc_root: Path, yolov5n_pt: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    run = cli("eval", "--weights", yolov5n_pt, "--data", voc_root, "--json", blocker / "r.json")
+    assert run.returncode == 1
+    expected = f"ascend-slim eval: error: --json folder {blocker} cannot be created: {blocker} is a file"
+    assert run.stderr.strip() == expected

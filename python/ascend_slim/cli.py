@@ -51,12 +51,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .drawing import draw_detections
-    from .fileio import atomic_write_text
+    from .fileio import atomic_write_text, check_output_dir
     from .imageio import list_sources, read_image, write_image
 
     paths = list_sources(args.source, args.image_set)
     classes = args.classes.split(",") if args.classes else None
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     with _detector(args, classes=classes) as det:
         counts: dict[str, int] = {}
         for dets in tqdm(det.stream(paths), total=len(paths), desc="detect", unit="img"):
@@ -78,9 +78,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_speed(args: argparse.Namespace) -> int:
     import tempfile
 
+    from .fileio import atomic_write_text, check_output_dir
     from .imageio import list_sources
     from .speed import format_report, measure_speed, write_test_image
 
+    if args.json:
+        check_output_dir(Path(args.json).parent, "--json folder")
     with tempfile.TemporaryDirectory() as tmp, _detector(args) as det:
         if args.source:
             paths, iters = list_sources(args.source, args.image_set), args.iters
@@ -90,27 +93,27 @@ def _cmd_speed(args: argparse.Namespace) -> int:
         report = measure_speed(det, paths, warmup=args.warmup, iters=iters, pipelined=args.pipelined)
     print(format_report(report))
     if args.json:
-        from .fileio import atomic_write_text
-
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
+    from .fileio import check_output_dir
     from .model.checkpoint import load_weights
     from .weights import resolve_weights
 
     weights = resolve_weights(args.weights)
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
+    out = Path(args.output or weights.with_suffix(".onnx").name)
+    check_output_dir(out.parent)
     model, _ = load_weights(weights)
     if args.classes:
         from .classes import resolve_class_set
         from .model.remap import remap_classes
 
         model = remap_classes(model, resolve_class_set(args.classes))
-    out = Path(args.output or weights.with_suffix(".onnx").name)
     export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
                 dynamic=args.dynamic)
     shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"
@@ -189,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AscendSlimError as exc:
         print(f"ascend-slim {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # permissions, full disk, a file where a folder should be, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ascend-slim {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import AscendSlimError
+
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
@@ -32,3 +34,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Fail early, before any work, if ``path`` cannot become a writable folder (nothing is created)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise AscendSlimError(f"{what} {path} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise AscendSlimError(f"{what} {path} is not writable ({probe}): choose another folder")
+    return path

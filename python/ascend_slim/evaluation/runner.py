@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from ..classes import VOC_CLASSES, class_map
 from ..errors import AscendSlimError
+from ..fileio import check_output_dir
 from .detfiles import read_det_files, round_as_written, write_det_files
 from .metrics import evaluate
 from .report import format_table, write_json
@@ -55,6 +56,10 @@ def detect_dataset(det, ds: VOCDataset, workers: int = 2) -> dict[str, np.ndarra
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    for folder, what in ((args.out, "--out"), (args.plots, "--plots"),
+                         (Path(args.json).parent if args.json else None, "--json folder")):
+        if folder:
+            check_output_dir(folder, what)
     ds = load_voc(args.data, year=args.year, split=args.split, class_names=VOC_CLASSES, strict=args.strict)
     if not ds.ids:
         raise AscendSlimError(f"no usable images in {args.data} ({args.split}): {len(ds.skipped)} skipped")
