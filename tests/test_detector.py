@@ -43,11 +43,24 @@ def test_pt_checkpoint_matches_torch_model(yolov5n_pt: Path, images_dir: Path) -
 
 
 def test_stream_equals_predict(detector: Detector, voc_root: Path) -> None:
+    """Concurrent inferences (onnxruntime) come back in input order with the same detections."""
+    assert detector.backend.concurrent
     paths = sorted((voc_root / "VOC2007" / "JPEGImages").glob("*.jpg"))[:12]
-    streamed = list(detector.stream(paths, prefetch=3, workers=2))
+    streamed = list(detector.stream(paths, prefetch=3, workers=3))
     direct = detector.predict(paths)
     assert [d.source for d in streamed] == [str(p) for p in paths]
     for a, b in zip(streamed, direct):
+        np.testing.assert_array_equal(a.to_array(), b.to_array())
+
+
+def test_staged_stream_for_one_device_backends(yolov5n_pt: Path, voc_root: Path) -> None:
+    """A backend that runs one inference at a time gets the staged pipeline; same results, same order."""
+    det = Detector(yolov5n_pt, backend="torch")
+    assert not det.backend.concurrent
+    paths = sorted((voc_root / "VOC2007" / "JPEGImages").glob("*.jpg"))[:5]
+    streamed = list(det.stream(paths, prefetch=2, workers=2))
+    assert [d.source for d in streamed] == [str(p) for p in paths]
+    for a, b in zip(streamed, det.predict(paths)):
         np.testing.assert_array_equal(a.to_array(), b.to_array())
 
 

@@ -26,7 +26,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int) -> None:
+def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int, threads: int) -> None:
     p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "
                    "(default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt, downloaded once)")
     p.add_argument("--img", "--img-size", dest="img", type=_positive_int, default=None,
@@ -36,13 +36,18 @@ def _add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det
     p.add_argument("--max-det", type=_positive_int, default=max_det, help=f"detections per image ({max_det})")
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch", "acl", "mindx"))
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] (onnxruntime) or npu[:N] (Ascend .om)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"onnxruntime threads per inference, 0 = all cores (default {threads})")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="images in flight (default: one per core with onnxruntime, else 2)")
 
 
 def _detector(args: argparse.Namespace, **overrides: object):
     from .detector import Detector
 
     options = dict(weights=args.weights, backend=args.backend, img_size=args.img, conf_thres=args.conf_thres,
-                   iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
+                   iou_thres=args.iou_thres, max_det=args.max_det, device=args.device,
+                   num_threads=args.threads or None)
     options.update(overrides)
     return Detector(**options)
 
@@ -59,7 +64,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     with _detector(args, classes=classes) as det:
         counts: dict[str, int] = {}
-        for dets in tqdm(det.stream(paths), total=len(paths), desc="detect", unit="img"):
+        for dets in tqdm(det.stream(paths, workers=args.workers), total=len(paths), desc="detect", unit="img"):
             src = Path(dets.source)
             write_image(out / f"{src.stem}.jpg", draw_detections(read_image(src), dets))
             if args.save_txt:
@@ -77,6 +82,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_speed(args: argparse.Namespace) -> int:
     import tempfile
+    from contextlib import ExitStack
 
     from .fileio import atomic_write_text, check_output_dir
     from .imageio import list_sources
@@ -84,13 +90,16 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 
     if args.json:
         check_output_dir(Path(args.json).parent, "--json folder")
-    with tempfile.TemporaryDirectory() as tmp, _detector(args) as det:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        det = stack.enter_context(_detector(args))
+        stream_det = stack.enter_context(_detector(args, num_threads=1)) if args.pipelined else None
         if args.source:
             paths, iters = list_sources(args.source, args.image_set), args.iters
         else:
             paths, iters = [write_test_image(Path(tmp) / "synthetic_1280x720.jpg")], args.iters or 50
             print("no --source given: timing a synthetic 1280x720 JPEG")
-        report = measure_speed(det, paths, warmup=args.warmup, iters=iters, pipelined=args.pipelined)
+        report = measure_speed(det, paths, warmup=args.warmup, iters=iters, stream_det=stream_det,
+                               workers=args.workers)
     print(format_report(report))
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
@@ -136,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("detect", help="detect objects and draw them into images")
-    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000)
+    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000, threads=1)
     p.add_argument("--source", required=True, help="image file, folder or glob (with --image-set: the folder)")
     p.add_argument("--image-set", help="file of image ids (one per line, no suffix): reads <source>/<id>.jpg")
     p.add_argument("--classes", help="comma-separated class ids or names to keep")
@@ -145,18 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("speed", help="measure preprocess / inference / postprocess wall-clock time")
-    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000)
+    _add_model_args(p, conf=0.25, iou=0.45, max_det=1000, threads=0)
     p.add_argument("--source", help="image file, folder or glob (with --image-set: the folder); "
                    "default: a synthetic 1280x720 JPEG")
     p.add_argument("--image-set", help="file of image ids: reads <source>/<id>.jpg")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--iters", type=_positive_int, default=None, help="timed images (default: each image once)")
-    p.add_argument("--pipelined", action="store_true", help="also time the pipelined (overlapped) mode")
+    p.add_argument("--pipelined", action="store_true",
+                   help="also time the pipelined mode (--workers images in flight, single-threaded inferences)")
     p.add_argument("--json", help="write the report as JSON to this file")
     p.set_defaults(func=_cmd_speed)
 
     p = sub.add_parser("eval", help="score a model (or detection files) on Pascal VOC")
-    _add_model_args(p, conf=0.001, iou=0.6, max_det=300)
+    _add_model_args(p, conf=0.001, iou=0.6, max_det=300, threads=1)
     from .evaluation.runner import add_eval_args
 
     add_eval_args(p)

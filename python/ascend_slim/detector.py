@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from .runtime.factory import open_backend
 from .weights import resolve_weights
 
 ImageLike = Union[str, Path, np.ndarray]
+T = TypeVar("T")
+R = TypeVar("R")
 POSTPROCESS_MODES = ("yolov5", "mindx")  # see ascend_slim.core
 
 
@@ -92,7 +95,8 @@ class Detector:
     it needs a model with dynamic input size and is the default for those (``.pt`` weights run as a dynamic
     ONNX export). ``classes`` keeps only those class ids or names. ``mode`` is the postprocess definition:
     ``"yolov5"`` or ``"mindx"`` (see ``core``). ``device``: ``cpu``, ``cuda[:N]`` (onnxruntime) or ``npu[:N]``
-    (Ascend); ``providers`` gives onnxruntime an explicit provider list instead.
+    (Ascend); ``providers`` gives onnxruntime an explicit provider list instead. ``num_threads``: onnxruntime
+    threads per inference (default: all cores; 1 is best for ``stream`` throughput, one worker per core).
     """
 
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
@@ -107,6 +111,7 @@ class Detector:
         if mode not in POSTPROCESS_MODES:
             raise AscendSlimError(f"unknown postprocess mode {mode!r}: choose {' or '.join(POSTPROCESS_MODES)}")
         self.weights = resolve_weights(weights)
+        self.num_threads = num_threads
         self.backend = open_backend(self.weights, backend, img_size=img_size or 640, device=device,
                                     providers=providers, num_threads=num_threads)
         self.meta = self.backend.meta
@@ -206,26 +211,36 @@ class Detector:
             results.extend(self.postprocess(self.infer(prepared.tensor), prepared))
         return results[0] if single else results
 
-    def stream(self, sources: Iterable[ImageLike], prefetch: int = 4,
-               workers: int = 2) -> Iterator[Detections]:
-        """Pipelined detection in input order: decode and preprocess run ahead in ``workers`` threads and
-        postprocess overlaps the next inference (the C++ core releases the GIL)."""
+    def stream(self, sources: Iterable[ImageLike], workers: int | None = None,
+               prefetch: int = 4) -> Iterator[Detections]:
+        """Detections for many images, in input order, with work overlapped in threads.
+
+        Backends that run several inferences at once (onnxruntime) process ``workers`` images concurrently,
+        each thread doing decode -> preprocess -> inference -> postprocess (best with a single-threaded
+        session, ``num_threads=1``, and one worker per core: the default). Other backends (one device) run
+        inference in order while decode/preprocess run ``prefetch`` batches ahead in ``workers`` threads and
+        postprocess overlaps the next inference. The C++ core releases the GIL throughout.
+        """
         batches = _chunks(iter(sources), self.batch)
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            pending: deque[Future[Prepared]] = deque(
-                pool.submit(self.prepare, b) for b in islice(batches, max(1, prefetch)))
+        if self.backend.concurrent:
+            workers = workers or os.cpu_count() or 2
+            with ThreadPoolExecutor(workers) as pool:
+                for results in _ordered_map(pool, self._detect_batch, batches, workers + prefetch):
+                    yield from results
+            return
+        with ThreadPoolExecutor(workers or 2) as pool:
             post: Future[list[Detections]] | None = None
-            while pending:
-                prepared = pending.popleft().result()
-                nxt = next(batches, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self.prepare, nxt))
+            for prepared in _ordered_map(pool, self.prepare, batches, prefetch):
                 outputs = self.infer(prepared.tensor)
                 if post is not None:
                     yield from post.result()
                 post = pool.submit(self.postprocess, outputs, prepared)
             if post is not None:
                 yield from post.result()
+
+    def _detect_batch(self, batch: Sequence[ImageLike]) -> list[Detections]:
+        prepared = self.prepare(batch)
+        return self.postprocess(self.infer(prepared.tensor), prepared)
 
     def close(self) -> None:
         self.backend.close()
@@ -240,3 +255,14 @@ class Detector:
 def _chunks(items: Iterator[ImageLike], size: int) -> Iterator[list[ImageLike]]:
     while chunk := list(islice(items, size)):
         yield chunk
+
+
+def _ordered_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterator[T], ahead: int) -> Iterator[R]:
+    """``fn`` over ``items`` in ``pool``, results in input order, at most ``ahead`` submitted but not consumed."""
+    pending: deque[Future[R]] = deque(pool.submit(fn, item) for item in islice(items, max(1, ahead)))
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(items, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, nxt))
+        yield result

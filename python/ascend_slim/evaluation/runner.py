@@ -32,10 +32,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-txt", default=None, metavar="DIR",
                    help="score existing det_test_<class>.txt files (e.g. from an Ascend device); runs no model")
     p.add_argument("--strict", action="store_true", help="fail on the first bad image or annotation")
-    p.add_argument("--workers", type=int, default=2, help="decode/preprocess threads (default 2)")
 
 
-def detect_dataset(det, ds: VOCDataset, workers: int = 2) -> dict[str, np.ndarray]:
+def detect_dataset(det, ds: VOCDataset, workers: int | None = None) -> dict[str, np.ndarray]:
     """Run ``det`` (a Detector) over every image of ``ds``; returns VOC-class detections per image id.
 
     The model's classes are mapped onto the data set's (a COCO model through the exact COCO->VOC map) and

@@ -21,6 +21,7 @@ class Backend(ABC):
     meta: ModelMeta
     input_dtype: type = np.float32
     input_layout: str = "NCHW"
+    concurrent: bool = False  # True when ``run`` may be called from several threads at once
     name: str = "backend"
 
     @abstractmethod

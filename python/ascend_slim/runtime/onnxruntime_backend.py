@@ -18,6 +18,7 @@ class OnnxRuntimeBackend(Backend):
     """Runs an ascend-slim ONNX export with onnxruntime; model facts come from its ``metadata_props``."""
 
     name = "onnxruntime"
+    concurrent = True  # InferenceSession.run is thread-safe
 
     def __init__(self, path: str | Path, providers: Sequence[str | tuple[str, dict]] | None = None,
                  num_threads: int | None = None) -> None:
