@@ -45,7 +45,8 @@ def measure_speed(det: Detector, paths: Sequence[Path], warmup: int = 5, iters: 
     det.times = None
     e2e = np.asarray(per_image) * 1e3
     report = {
-        "weights": str(det.weights), "backend": det.backend.name, "img_size": list(det.meta.img_size),
+        "weights": str(det.weights), "backend": det.backend.name, "img_size": list(det.img_size),
+        "letterbox": "rect" if det.rect else "square",
         "images": n,
         "sequential": {
             "stages": {s: stages[s] for s in STAGES if s in stages},
@@ -79,8 +80,9 @@ def write_test_image(path: Path, size: tuple[int, int] = (720, 1280)) -> Path:
 def format_report(report: dict) -> str:
     """A terminal table of the speed report."""
     seq = report["sequential"]
-    lines = [f"{report['weights']} on {report['backend']}, {report['img_size'][1]}x{report['img_size'][0]}, "
-             f"{report['images']} images (wall clock)",
+    size = f"{report['img_size'][1]}x{report['img_size'][0]}"
+    size = f"within {size} (rectangular letterbox)" if report["letterbox"] == "rect" else size
+    lines = [f"{report['weights']} on {report['backend']}, {size}, {report['images']} images (wall clock)",
              f"{'stage':<12}{'p50 ms':>10}{'p90 ms':>10}"]
     for stage, s in seq["stages"].items():
         lines.append(f"{stage:<12}{s['p50_ms']:>10.2f}{s['p90_ms']:>10.2f}")
