@@ -198,6 +198,18 @@ py::list to_list(const std::vector<std::vector<Box>>& per_image) {
     return out;
 }
 
+// Decode (``decode(i)`` gives image i's candidates) + NMS for every image of a batch, without the GIL.
+template <class Decode>
+py::list select_per_image(int64_t batch, int num_threads, const PostprocessParams& p, const Decode& decode) {
+    check_threads(num_threads);
+    std::vector<std::vector<Box>> result(batch);
+    {
+        py::gil_scoped_release release;
+        parallel_for(batch, num_threads, [&](int64_t i) { result[i] = select_boxes(decode(i), p); });
+    }
+    return to_list(result);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // functions
 
@@ -220,14 +232,7 @@ py::list py_postprocess(py::handle heads, py::handle anchors, py::handle strides
     const Heads h = parse_heads(heads, anchors, strides);
     const PostprocessParams p =
         make_params(conf_thres, iou_thres, max_det, multi_label, agnostic, classes, mode, obj_thres);
-    check_threads(num_threads);
-    std::vector<std::vector<Box>> result(h.batch);
-    {
-        py::gil_scoped_release release;
-        parallel_for(h.batch, num_threads,
-                     [&](int64_t i) { result[i] = select_boxes(decode_raw(h.heads, i, p.rule), p); });
-    }
-    return to_list(result);
+    return select_per_image(h.batch, num_threads, p, [&](int64_t i) { return decode_raw(h.heads, i, p.rule); });
 }
 
 py::list py_postprocess_decoded(py::handle pred_obj, double conf_thres, double iou_thres,
@@ -244,14 +249,7 @@ py::list py_postprocess_decoded(py::handle pred_obj, double conf_thres, double i
     rows.data = pred.data();
     const PostprocessParams p =
         make_params(conf_thres, iou_thres, max_det, multi_label, agnostic, classes, mode, obj_thres);
-    check_threads(num_threads);
-    std::vector<std::vector<Box>> result(rows.batch);
-    {
-        py::gil_scoped_release release;
-        parallel_for(rows.batch, num_threads,
-                     [&](int64_t i) { result[i] = select_boxes(decode_rows(rows, i, p.rule), p); });
-    }
-    return to_list(result);
+    return select_per_image(rows.batch, num_threads, p, [&](int64_t i) { return decode_rows(rows, i, p.rule); });
 }
 
 py::array_t<int64_t> py_nms(py::handle boxes_obj, py::handle scores_obj, py::handle classes_obj, double iou_thres,
