@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ascend_slim import AscendSlimError, Detector
+from ascend_slim.imageio import read_image
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,10 @@ def test_stream_equals_predict(detector: Detector, voc_root: Path) -> None:
     assert [d.source for d in streamed] == [str(p) for p in paths]
     for a, b in zip(streamed, direct):
         np.testing.assert_array_equal(a.to_array(), b.to_array())
+    assert all(d.image is None for d in streamed)  # images are not held unless asked for
+    kept = list(detector.stream(paths[:3], workers=2, keep_images=True))
+    for d, path in zip(kept, paths):
+        np.testing.assert_array_equal(d.image, read_image(path))
 
 
 def test_staged_stream_for_one_device_backends(yolov5n_pt: Path, voc_root: Path) -> None:

@@ -57,16 +57,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     from .drawing import draw_detections
     from .fileio import atomic_write_text, check_output_dir
-    from .imageio import list_sources, read_image, write_image
+    from .imageio import list_sources, write_image
 
     paths = list_sources(args.source, args.image_set)
     classes = args.classes.split(",") if args.classes else None
     out = check_output_dir(args.out)
     with _detector(args, classes=classes) as det:
         counts: dict[str, int] = {}
-        for dets in tqdm(det.stream(paths, workers=args.workers), total=len(paths), desc="detect", unit="img"):
+        stream = det.stream(paths, workers=args.workers, keep_images=True)
+        for dets in tqdm(stream, total=len(paths), desc="detect", unit="img"):
             src = Path(dets.source)
-            write_image(out / f"{src.stem}.jpg", draw_detections(read_image(src), dets))
+            write_image(out / f"{src.stem}.jpg", draw_detections(dets.image, dets))
             if args.save_txt:
                 h, w = dets.image_shape
                 lines = [f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "

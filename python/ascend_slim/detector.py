@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar, Union
@@ -46,12 +47,13 @@ class Detections:
     class_names: Sequence[str]  # the model's class names (indexed by class id)
     image_shape: tuple[int, int]  # (height, width) of the original image
     source: str | None = None
+    image: np.ndarray | None = None  # the decoded BGR image, only when asked for (``stream(keep_images=True)``)
 
     @classmethod
     def from_array(cls, dets: np.ndarray, class_names: Sequence[str], image_shape: tuple[int, int],
-                   source: str | None = None) -> Detections:
+                   source: str | None = None, image: np.ndarray | None = None) -> Detections:
         return cls(dets[:, :4].astype(np.float32), dets[:, 4].astype(np.float32), dets[:, 5].astype(np.int64),
-                   class_names, image_shape, source)
+                   class_names, image_shape, source, image)
 
     def to_array(self) -> np.ndarray:
         """``Nx6 float32 [x1, y1, x2, y2, score, class]``."""
@@ -79,6 +81,7 @@ class Prepared:
     pads: np.ndarray
     shapes: list[tuple[int, int]]
     sources: list[str | None]
+    images: list[np.ndarray] | None = None  # kept only when the caller wants the decoded images back
 
 
 class Detector:
@@ -156,7 +159,7 @@ class Detector:
         return ids
 
     # -- stages -------------------------------------------------------------------------------------
-    def prepare(self, images: Sequence[ImageLike]) -> Prepared:
+    def prepare(self, images: Sequence[ImageLike], keep_images: bool = False) -> Prepared:
         """Read (if paths) and letterbox a batch into the backend's input tensor."""
         with maybe_measure(self.times, "decode"):
             arrays = [read_image(im) if not isinstance(im, np.ndarray) else im for im in images]
@@ -164,7 +167,8 @@ class Detector:
         with maybe_measure(self.times, "preprocess"):
             tensor, ratios, pads = core.preprocess(arrays, self.img_size, auto=self.rect, stride=self.stride,
                                                    dtype=self.backend.input_dtype, layout=self.backend.input_layout)
-        return Prepared(tensor, ratios, pads, [a.shape[:2] for a in arrays], sources)
+        return Prepared(tensor, ratios, pads, [a.shape[:2] for a in arrays], sources,
+                        arrays if keep_images else None)
 
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on a batch, padding it to the model's static batch size."""
@@ -191,11 +195,12 @@ class Detector:
             per_image = core.postprocess_decoded(outputs[0], **kwargs)
         else:
             per_image = core.postprocess(outputs, self.meta.anchors, self.meta.strides, **kwargs)
+        images = prepared.images or [None] * len(per_image)
         results = []
-        for dets, ratio, pad, shape, source in zip(per_image, prepared.ratios, prepared.pads, prepared.shapes,
-                                                   prepared.sources):
+        for dets, ratio, pad, shape, source, image in zip(per_image, prepared.ratios, prepared.pads,
+                                                          prepared.shapes, prepared.sources, images):
             scaled = core.scale_boxes(dets, float(ratio), (int(pad[0]), int(pad[1])), shape)
-            results.append(Detections.from_array(scaled, self.names, shape, source))
+            results.append(Detections.from_array(scaled, self.names, shape, source, image))
         return results
 
     # -- convenience ----------------------------------------------------------------------------------
@@ -207,30 +212,31 @@ class Detector:
             raise AscendSlimError("predict() got an empty list of images")
         results = []
         for i in range(0, len(images), self.batch):
-            prepared = self.prepare(images[i:i + self.batch])
-            results.extend(self.postprocess(self.infer(prepared.tensor), prepared))
+            results.extend(self._detect_batch(images[i:i + self.batch]))
         return results[0] if single else results
 
-    def stream(self, sources: Iterable[ImageLike], workers: int | None = None,
-               prefetch: int = 4) -> Iterator[Detections]:
+    def stream(self, sources: Iterable[ImageLike], workers: int | None = None, prefetch: int = 4,
+               keep_images: bool = False) -> Iterator[Detections]:
         """Detections for many images, in input order, with work overlapped in threads.
 
         Backends that run several inferences at once (onnxruntime) process ``workers`` images concurrently,
         each thread doing decode -> preprocess -> inference -> postprocess (best with a single-threaded
         session, ``num_threads=1``, and one worker per core: the default). Other backends (one device) run
         inference in order while decode/preprocess run ``prefetch`` batches ahead in ``workers`` threads and
-        postprocess overlaps the next inference. The C++ core releases the GIL throughout.
+        postprocess overlaps the next inference. The C++ core releases the GIL throughout. ``keep_images``
+        returns each decoded image in ``Detections.image`` (e.g. for drawing) instead of decoding it again.
         """
         batches = _chunks(iter(sources), self.batch)
         if self.backend.concurrent:
             workers = workers or os.cpu_count() or 2
             with ThreadPoolExecutor(workers) as pool:
-                for results in _ordered_map(pool, self._detect_batch, batches, workers + prefetch):
+                detect = partial(self._detect_batch, keep_images=keep_images)
+                for results in _ordered_map(pool, detect, batches, workers + prefetch):
                     yield from results
             return
         with ThreadPoolExecutor(workers or 2) as pool:
             post: Future[list[Detections]] | None = None
-            for prepared in _ordered_map(pool, self.prepare, batches, prefetch):
+            for prepared in _ordered_map(pool, partial(self.prepare, keep_images=keep_images), batches, prefetch):
                 outputs = self.infer(prepared.tensor)
                 if post is not None:
                     yield from post.result()
@@ -238,8 +244,8 @@ class Detector:
             if post is not None:
                 yield from post.result()
 
-    def _detect_batch(self, batch: Sequence[ImageLike]) -> list[Detections]:
-        prepared = self.prepare(batch)
+    def _detect_batch(self, batch: Sequence[ImageLike], keep_images: bool = False) -> list[Detections]:
+        prepared = self.prepare(batch, keep_images)
         return self.postprocess(self.infer(prepared.tensor), prepared)
 
     def close(self) -> None:

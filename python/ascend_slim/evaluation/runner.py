@@ -75,7 +75,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         with _detector(args, multi_label=True, rect=False) as det:  # square letterbox, as the reference
             detections = detect_dataset(det, ds, workers=args.workers)
-            source = f"{det.weights} ({det.backend.name}, {det.meta.img_size[1]}x{det.meta.img_size[0]})"
+            source = f"{det.weights} ({det.backend.name}, {det.img_size[1]}x{det.img_size[0]})"
         write_det_files(args.out, detections, ds.class_names)
         detections = round_as_written(detections)  # score exactly what the files hold, as --from-txt would
 
