@@ -13,9 +13,9 @@ from _common import DATA, parser, write_json, yolov5n_onnx
 
 from ascend_slim import Detector
 from ascend_slim.classes import VOC_CLASSES
+from ascend_slim.data.voc import load_voc
 from ascend_slim.evaluation.metrics import evaluate
 from ascend_slim.evaluation.runner import detect_dataset
-from ascend_slim.evaluation.voc import load_voc
 from ascend_slim.profiling import StageTimes
 
 

@@ -18,8 +18,9 @@ from ascend_slim.classes import COCO_CLASSES, VOC_CLASSES, class_map
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.model import YOLOv5
 from ascend_slim.model import common as ascend_common
-from ascend_slim.model.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from ascend_slim.model.checkpoint import load_weights, save_checkpoint
 from ascend_slim.model.remap import remap_classes
+from ascend_slim.model.safe_pickle import read_checkpoint
 from ascend_slim.model.spec import read_yaml
 from ascend_slim.model.yolo import Detect
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ascend_slim.classes import VOC_CLASSES
+from ascend_slim.data.voc import load_voc
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.evaluation.detfiles import read_det_files, round_as_written, write_det_files
 from ascend_slim.evaluation.metrics import evaluate
-from ascend_slim.evaluation.voc import load_voc
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ascend_slim.data.voc import Annotation
 from ascend_slim.evaluation.metrics import (
     IOU_THRESHOLDS,
     VOC07_RECALL_POINTS,
@@ -13,7 +14,6 @@ from ascend_slim.evaluation.metrics import (
     interpolated_ap,
     iou_plus1,
 )
-from ascend_slim.evaluation.voc import Annotation
 
 NAMES = ("a", "b", "c")
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from ascend_slim.data.voc import Annotation
 from ascend_slim.evaluation.metrics import evaluate
 from ascend_slim.evaluation.plots import plot_class_ap, plot_pr_curves
 from ascend_slim.evaluation.report import format_table, write_json
-from ascend_slim.evaluation.voc import Annotation
 
 NAMES = ("cat", "dog", "horse")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ascend_slim.classes import VOC_CLASSES
+from ascend_slim.data.voc import load_voc
 from ascend_slim.errors import AscendSlimError
-from ascend_slim.evaluation.voc import load_voc
 
 
 def test_real_test_split(voc_root: Path):

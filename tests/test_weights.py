@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ascend_slim import AscendSlimError
-from ascend_slim.weights import download_default_weights, file_sha256, resolve_weights
+from ascend_slim.fileio import file_sha256
+from ascend_slim.weights import download_default_weights, resolve_weights
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def _detector(args: argparse.Namespace, **overrides: object):
 def _cmd_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .data.yolo_txt import format_yolo_lines
     from .drawing import draw_detections
     from .fileio import atomic_write_text, check_output_dir
     from .imageio import list_sources, write_image
@@ -69,11 +70,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             src = Path(dets.source)
             write_image(out / f"{src.stem}.jpg", draw_detections(dets.image, dets))
             if args.save_txt:
-                h, w = dets.image_shape
-                lines = [f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
-                         f"{(b[3] - b[1]) / h:.6f} {s:.5f}" for b, s, c in zip(dets.boxes, dets.scores,
-                                                                               dets.class_ids)]
-                atomic_write_text(out / "labels" / f"{src.stem}.txt", "".join(line + "\n" for line in lines))
+                text = format_yolo_lines(dets.boxes, dets.class_ids, dets.image_shape, scores=dets.scores)
+                atomic_write_text(out / "labels" / f"{src.stem}.txt", text)
             for name in dets.labels:
                 counts[name] = counts.get(name, 0) + 1
     summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -47,3 +48,12 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise AscendSlimError(f"{what} {path} is not writable ({probe}): choose another folder")
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

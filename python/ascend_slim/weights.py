@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -11,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import AscendSlimError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, file_sha256
 
 DEFAULT_WEIGHTS_URL = "https://github.com/ultralytics/yolov5/releases/download/v7.0/yolov5s.pt"
 WEIGHTS_ENV = "ASCEND_SLIM_WEIGHTS"
@@ -22,14 +21,6 @@ MODEL_SUFFIXES = (".pt", ".onnx", ".om")
 def cache_dir() -> Path:
     """The cache folder (``$ASCEND_SLIM_CACHE``, else ``~/.cache/ascend-slim``)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ascend-slim")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_weights(weights: str | Path | None) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .voc import Annotation
+from ..data.voc import Annotation
 
 IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 SAMPLE_IOU = 0.55  # the Ascend sample's compute_mAP/reval_voc.py threshold

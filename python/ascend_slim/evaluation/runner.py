@@ -9,12 +9,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..classes import VOC_CLASSES, class_map
+from ..data.voc import VOCDataset, load_voc
 from ..errors import AscendSlimError
 from ..fileio import check_output_dir
 from .detfiles import read_det_files, round_as_written, write_det_files
 from .metrics import evaluate
 from .report import format_table, write_json
-from .voc import VOCDataset, load_voc
 
 METRICS = {"voc07": "ap50_voc07", "all": "ap50", "sample": "ap55_sample", "coco": "ap50_95"}
 

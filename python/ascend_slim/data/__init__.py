@@ -1,0 +1,1 @@
+"""Data sets shared by evaluation and training: Pascal VOC and YOLO-txt readers (torch-free)."""
