@@ -35,6 +35,10 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def write_json(path: str | None, results: dict) -> None:
+    """Write ``results`` with the machine they were measured on (CPU model, cores, SIMD flags)."""
+    from ascend_slim.report.machine import cpu_info
+
+    results = {**results, "machine": cpu_info()}
     if path:
         Path(path).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {path}")
