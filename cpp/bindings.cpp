@@ -420,18 +420,20 @@ py::tuple py_preprocess(py::handle images_obj, std::pair<int, int> size, const s
 PYBIND11_MODULE(_core, m) {
     m.doc() = "ascend-slim C++ core: letterbox/preprocess, YOLOv5 decode, NMS, postprocess (see ascend_slim.core)";
     using namespace pybind11::literals;
-    m.def("letterbox", &py_letterbox, "img"_a, "size"_a, "color"_a, "auto"_a, "scaleup"_a, "stride"_a);
-    m.def("preprocess", &py_preprocess, "images"_a, "size"_a, "color"_a, "auto"_a, "scaleup"_a, "stride"_a,
+    m.def("letterbox", &py_letterbox, "img"_a, py::kw_only(), "size"_a, "color"_a, "auto"_a, "scaleup"_a, "stride"_a);
+    m.def("preprocess", &py_preprocess, "images"_a, py::kw_only(), "size"_a, "color"_a, "auto"_a, "scaleup"_a, "stride"_a,
           "dtype"_a, "layout"_a);
-    m.def("decode", &py_decode, "heads"_a, "anchors"_a, "strides"_a, "conf_thres"_a, "multi_label"_a, "mode"_a,
+    m.def("decode", &py_decode, "heads"_a, py::kw_only(), "anchors"_a, "strides"_a, "conf_thres"_a,
+          "multi_label"_a, "mode"_a,
           "obj_thres"_a);
-    m.def("nms", &py_nms, "boxes"_a, "scores"_a, "classes"_a, "iou_thres"_a, "max_det"_a, "max_nms"_a,
+    m.def("nms", &py_nms, "boxes"_a, py::kw_only(), "scores"_a, "classes"_a, "iou_thres"_a, "max_det"_a, "max_nms"_a,
           "agnostic"_a);
-    m.def("postprocess", &py_postprocess, "heads"_a, "anchors"_a, "strides"_a, "conf_thres"_a, "iou_thres"_a,
+    m.def("postprocess", &py_postprocess, "heads"_a, py::kw_only(), "anchors"_a, "strides"_a, "conf_thres"_a,
+          "iou_thres"_a,
           "max_det"_a, "multi_label"_a, "agnostic"_a, "classes"_a, "mode"_a, "obj_thres"_a, "num_threads"_a);
-    m.def("postprocess_decoded", &py_postprocess_decoded, "pred"_a, "conf_thres"_a, "iou_thres"_a, "max_det"_a,
+    m.def("postprocess_decoded", &py_postprocess_decoded, "pred"_a, py::kw_only(), "conf_thres"_a, "iou_thres"_a, "max_det"_a,
           "multi_label"_a, "agnostic"_a, "classes"_a, "mode"_a, "obj_thres"_a, "num_threads"_a);
-    m.def("scale_boxes", &py_scale_boxes, "dets"_a, "ratio"_a, "pad"_a, "orig_shape"_a);
+    m.def("scale_boxes", &py_scale_boxes, "dets"_a, py::kw_only(), "ratio"_a, "pad"_a, "orig_shape"_a);
     // Testing aid: switches the SIMD kernels off (and on) to check the portable paths; returns the new state.
     m.def("_set_simd_enabled", [](bool on) {
         set_simd_enabled(on);

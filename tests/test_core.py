@@ -417,3 +417,21 @@ def test_non_contiguous_heads_are_copied():
     assert not strided[0].flags.c_contiguous
     assert_same_dets(core.postprocess(strided, ANCHORS, STRIDES, conf_thres=0.2),
                      core.postprocess(heads, ANCHORS, STRIDES, conf_thres=0.2))
+
+
+def test_binding_takes_settings_by_keyword_only():
+    """A reordered argument list in bindings.cpp cannot silently swap settings: the binding refuses positions,
+    and conf/iou/max_det each act as themselves."""
+    heads = encode([(0, 0, 3, 5, 0.0, 0.0), (0, 1, 3, 5, 0.0, 0.0)], nc=4)  # same cell: near-identical boxes
+    with pytest.raises(TypeError):
+        _core.postprocess(heads, ANCHORS, STRIDES, 0.5, 0.45, 300, False, False, None, "yolov5", None, 1)
+    score = 1 / (1 + math.exp(-6)) / (1 + math.exp(-4))  # ~0.98 for both boxes
+    a, b = core.postprocess(heads, ANCHORS, STRIDES, conf_thres=0.5, iou_thres=1.0, agnostic=True)[0][:2, :4]
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    overlap = inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+    assert 0.05 < overlap < 0.95
+    # conf below the score and iou below the overlap: one box survives NMS; a swap would keep none or both.
+    assert len(core.postprocess(heads, ANCHORS, STRIDES, conf_thres=score - 0.01, iou_thres=overlap - 0.01,
+                                agnostic=True)[0]) == 1
+    assert len(core.postprocess(heads, ANCHORS, STRIDES, conf_thres=score + 0.001, iou_thres=0.99)[0]) == 0
+    assert len(core.postprocess(heads, ANCHORS, STRIDES, conf_thres=0.5, iou_thres=1.0, max_det=1)[0]) == 1

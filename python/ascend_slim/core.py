@@ -59,7 +59,7 @@ def letterbox(img: np.ndarray, size: Size, color: Color = 114, auto: bool = Fals
     ``color`` (an int or one value per channel), split ``round(d - 0.1)`` / ``round(d + 0.1)``. ``auto`` pads
     only up to the next multiple of ``stride``. Returns ``(image, r, (pad_left, pad_top))``.
     """
-    return _core.letterbox(img, _size(size), _color(color), auto, scaleup, stride)
+    return _core.letterbox(img, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride)
 
 
 def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Color = 114, auto: bool = False,
@@ -72,8 +72,8 @@ def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Col
     ``(tensor, ratios float64 (N,), pads int64 (N, 2) [left, top])``.
     """
     batch = [images] if isinstance(images, np.ndarray) else images
-    return _core.preprocess(batch, _size(size), _color(color), auto, scaleup, stride, np.dtype(dtype).name,
-                            layout)
+    return _core.preprocess(batch, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride,
+                            dtype=np.dtype(dtype).name, layout=layout)
 
 
 def decode(heads: Sequence[np.ndarray], anchors: np.ndarray | Sequence, strides: Sequence[float],
@@ -85,7 +85,8 @@ def decode(heads: Sequence[np.ndarray], anchors: np.ndarray | Sequence, strides:
     ``[N, na*(5+nc), ny, nx]`` (conv layout), pre-sigmoid. ``anchors``: ``(nl, na, 2)`` in input pixels;
     ``strides``: ``nl`` values. Returns ``Kx6 float32`` per image in model-input pixels.
     """
-    return _core.decode(heads, anchors, strides, conf_thres, multi_label, mode, obj_thres)
+    return _core.decode(heads, anchors=anchors, strides=strides, conf_thres=conf_thres, multi_label=multi_label,
+                        mode=mode, obj_thres=obj_thres)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: float = 0.45,
@@ -97,7 +98,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: f
     IoU with a kept box is ``> iou_thres``. At most ``max_nms`` top-scoring boxes enter and ``max_det`` are
     kept (``None``: no cap). Boxes with a NaN score are dropped.
     """
-    return _core.nms(boxes, scores, classes, iou_thres, max_det, max_nms, agnostic)
+    return _core.nms(boxes, scores=scores, classes=classes, iou_thres=iou_thres, max_det=max_det, max_nms=max_nms,
+                     agnostic=agnostic)
 
 
 def postprocess(heads: Sequence[np.ndarray], anchors: np.ndarray | Sequence, strides: Sequence[float],
@@ -109,8 +111,9 @@ def postprocess(heads: Sequence[np.ndarray], anchors: np.ndarray | Sequence, str
     ``classes`` keeps only those class ids (applied before NMS, after best-class selection);
     ``num_threads`` worker threads share the images of the batch.
     """
-    return _core.postprocess(heads, anchors, strides, conf_thres, iou_thres, max_det, multi_label, agnostic,
-                             classes, mode, obj_thres, num_threads)
+    return _core.postprocess(heads, anchors=anchors, strides=strides, conf_thres=conf_thres, iou_thres=iou_thres,
+                             max_det=max_det, multi_label=multi_label, agnostic=agnostic, classes=classes, mode=mode,
+                             obj_thres=obj_thres, num_threads=num_threads)
 
 
 def postprocess_decoded(pred: np.ndarray, conf_thres: float = 0.25, iou_thres: float = 0.45,
@@ -119,12 +122,13 @@ def postprocess_decoded(pred: np.ndarray, conf_thres: float = 0.25, iou_thres: f
                         obj_thres: float | None = None, num_threads: int = 1) -> list[np.ndarray]:
     """``postprocess`` for an already-decoded output ``[N, K, 5+nc]`` (xywh pixels, sigmoid applied: the
     usual Ultralytics ONNX export), float32 or float16."""
-    return _core.postprocess_decoded(pred, conf_thres, iou_thres, max_det, multi_label, agnostic, classes, mode,
-                                     obj_thres, num_threads)
+    return _core.postprocess_decoded(pred, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
+                                     multi_label=multi_label, agnostic=agnostic, classes=classes, mode=mode,
+                                     obj_thres=obj_thres, num_threads=num_threads)
 
 
 def scale_boxes(dets: np.ndarray, ratio: float, pad: Sequence[float], orig_shape: Sequence[int]) -> np.ndarray:
     """Map ``Kx6 float32`` detections from letterbox to original pixels: ``(x - pad) / ratio``, clipped to
     ``[0, width] x [0, height]`` of ``orig_shape`` ``(height, width)``. Returns a new array."""
     h, w = orig_shape[:2]
-    return _core.scale_boxes(dets, ratio, (float(pad[0]), float(pad[1])), (int(h), int(w)))
+    return _core.scale_boxes(dets, ratio=ratio, pad=(float(pad[0]), float(pad[1])), orig_shape=(int(h), int(w)))
