@@ -18,6 +18,7 @@ import numpy as np
 from . import core
 from .errors import AscendSlimError
 from .imageio import read_image
+from .meta import as_hw
 from .profiling import StageTimes, maybe_measure
 from .runtime.base import Backend
 from .runtime.factory import open_backend
@@ -130,8 +131,8 @@ class Detector:
         if self.meta.dynamic:
             if img_size is not None and img_size % stride:
                 raise AscendSlimError(f"--img {img_size} must be a multiple of the model stride {stride}")
-            self.img_size = (img_size, img_size) if img_size else self.meta.img_size
-        elif img_size is not None and (img_size, img_size) != self.meta.img_size:
+            self.img_size = as_hw(img_size) if img_size else self.meta.img_size
+        elif img_size is not None and as_hw(img_size) != self.meta.img_size:
             raise AscendSlimError(
                 f"{self.weights.name} takes {self.meta.img_size[1]}x{self.meta.img_size[0]} input, not "
                 f"{img_size}: export it again with --img {img_size} or drop --img"

@@ -44,7 +44,7 @@ from .postprocess_cfg import (
     render_cfg,
     render_labels,
 )
-from .sdk import TOOLKIT_ENV
+from .sdk import MINDX_ENV, TOOLKIT_ENV
 
 MODEL_DIR = "models/yolov5"
 PIPELINE_DIR = "pipeline"
@@ -145,7 +145,7 @@ def render_bundle_readme(stem: str, meta: ModelMeta, soc: str) -> str:
        ascend-slim convert --onnx {MODEL_DIR}/{stem}.onnx --no-aipp --soc {soc} -o {MODEL_DIR}/{stem}_float
    ({stem}_float.om needs {stem}_float.json: copy {MODEL_DIR}/{stem}.json to that name.)
 
-2. Run from this folder (relative paths in the pipelines), after also sourcing the MindX SDK set_env.sh:
+2. Run from this folder (relative paths in the pipelines), after also `source {MINDX_ENV}` (MindX SDK):
    - ascend-slim detect --weights {MODEL_DIR}/{stem}.om --backend mindx|acl --source images/
    - the sample's C++ main: pipeline/detect.pipeline and pipeline/eval.pipeline (mxpi_modelinfer +
      libMpYOLOv5PostProcessor.so, {MODEL_DIR}/yolov5_detect.cfg / yolov5_eval.cfg); the *_tensorinfer
