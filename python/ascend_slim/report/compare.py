@@ -104,22 +104,21 @@ def _onnx_for(path: Path, img_size: int, export_to: Path) -> tuple[ModelFacts, P
     return ModelFacts(str(path), cost.params, cost.gflops, path.stat().st_size, exported.stat().st_size), exported
 
 
-def voc_map(model: str | Path, data: str | Path, img_size: int = 640, split: str = "test") -> dict[str, float]:
-    """mAP of an ONNX model on a VOC split with YOLOv5's val settings (square letterbox, conf 0.001, IoU 0.6,
+def voc_map(model: str | Path, data: str | Path, img_size: int = 640, split: str = "test",
+            progress: bool = True) -> dict[str, float]:
+    """mAP of a model file on a VOC2007 split with YOLOv5's val settings (square letterbox, conf 0.001, IoU 0.6,
     multi-label, 300 detections): VOC07 11-point and all-point AP@0.5, and AP@0.5:0.95."""
     from ..classes import VOC_CLASSES
     from ..data.voc import load_voc
     from ..detector import Detector
-    from ..evaluation.metrics import evaluate
-    from ..evaluation.runner import detect_dataset
+    from ..evaluation import evaluate
 
     ds = load_voc(data, year="2007", split=split, class_names=VOC_CLASSES, strict=False)
     if not ds.ids:
         raise AscendSlimError(f"no usable images in {data} ({split})")
     with Detector(model, img_size=img_size, conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True,
                   rect=False, num_threads=1) as det:
-        detections = detect_dataset(det, ds)
-    means = evaluate(detections, ds.annotations, ds.class_names).means
+        means = evaluate(det, ds, progress=progress).means
     return {key: float(means[key]) for key in ("ap50_voc07", "ap50", "ap50_95")}
 
 
