@@ -27,11 +27,15 @@ def test_prune_slim_with_report(yolov5n_pt: Path, tmp_path: Path, capsys: pytest
     assert len(data["layers"]) == 25 and data["params"][1] < data["params"][0]
     raw = torch.load(out, weights_only=True)
     assert raw["names"][0] == "aeroplane" and raw["history"][-1]["kept"] == data["kept"]
-    code = main(["report", "--weights", str(yolov5n_pt), "--compare", str(out), "--img", "160", "--runs", "2",
+
+
+def test_report_writes_json_and_markdown(yolov5n_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["report", "--weights", str(yolov5n_onnx), "--img", "160", "--runs", "2",
                  "--json", str(tmp_path / "r.json"), "--md", str(tmp_path / "r.md")])
     assert code == 0 and "latency 1 thread ms" in capsys.readouterr().out
-    facts = json.loads((tmp_path / "r.json").read_text())["models"]
-    assert facts[1]["params"] < facts[0]["params"] and "| GFLOPs @160 |" in (tmp_path / "r.md").read_text()
+    (facts,) = json.loads((tmp_path / "r.json").read_text())["models"]
+    assert facts["params"] == 1_867_405 and facts["checkpoint_bytes"] is None
+    assert "| GFLOPs @160 | 0.28 |" in (tmp_path / "r.md").read_text()
 
 
 def test_prune_magnitude(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.model import YOLOv5
@@ -17,14 +18,17 @@ README_GFLOPS = {"yolov5n": 4.5, "yolov5s": 16.5, "yolov5x": 205.7, "yolov5s-v5"
 
 @pytest.mark.parametrize("name", list(README_GFLOPS))
 def test_gflops_match_ultralytics(name: str) -> None:
-    model = YOLOv5.from_yaml(name).eval()
+    model = YOLOv5.from_yaml(name)  # training mode: counting must not move the BatchNorm statistics
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     cost = model_cost(model, 640)
     assert round(cost.gflops, 1) == README_GFLOPS[name]
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert cost.params == sum(p.numel() for p in model.parameters())
     assert [c.index for c in cost.layers] == list(range(len(model.model)))
-    fused = model_cost(model.fuse(), 640)
-    assert fused.macs == cost.macs  # a BatchNorm costs what the bias it fuses into costs
-    assert fused.params < cost.params
+    if name != "yolov5x":  # fusing the largest model only costs test time
+        fused = model_cost(model.fuse(), 640)
+        assert fused.macs == cost.macs  # a BatchNorm costs what the bias it fuses into costs
+        assert fused.params < cost.params
 
 
 def test_official_checkpoint_and_image_sizes(yolov5n_pt: Path) -> None:

@@ -18,6 +18,8 @@ from ascend_slim.model.remap import remap_classes
 from ascend_slim.prune import build_graph, prune_channels
 from ascend_slim.report.latency import open_session
 
+IMG = 320
+
 
 @pytest.fixture(scope="module")
 def pruned_voc(yolov5n_pt: Path):
@@ -25,12 +27,12 @@ def pruned_voc(yolov5n_pt: Path):
     model = remap_classes(model, VOC_CLASSES).eval()
     with torch.no_grad():  # as if autoanchor had moved the anchors: they must survive pruning
         model.detect.anchors.mul_(1.1)
-    return model, prune_channels(model, percent=0.2, round_to=8, img_size=320)
+    return model, prune_channels(model, percent=0.2, round_to=8, img_size=IMG)
 
 
 def test_checkpoint_reloads_without_yaml(pruned_voc, tmp_path: Path) -> None:
     original, result = pruned_voc
-    path = save_checkpoint(tmp_path / "pruned.pt", result.model, img_size=320)
+    path = save_checkpoint(tmp_path / "pruned.pt", result.model, img_size=IMG)
     raw = torch.load(path, weights_only=True)
     assert raw["spec"]["layers"][3]["c2"] == result.model.model[3].conv.out_channels < 64
     reloaded, info = load_weights(path)
@@ -56,17 +58,16 @@ def test_checkpoint_reloads_without_yaml(pruned_voc, tmp_path: Path) -> None:
 def test_pruned_model_exports_and_detects(pruned_voc, tmp_path: Path, images_dir: Path) -> None:
     """Export matches torch; the Detector finds the bus. Official weights are not sparsity-trained (their
     smallest |gamma| is 0.17), so only a sliver can be pruned before finetuning without losing detections."""
-    original, result = pruned_voc
-    onnx_path = export_onnx(result.model, tmp_path / "pruned.onnx", img_size=320)
-    x = torch.rand(1, 3, 320, 320)
-    with torch.no_grad():
-        expected = [h.numpy() for h in result.model(x)]
-    outputs = open_session(onnx_path).run(None, {"images": x.numpy()})
-    for a, b in zip(expected, outputs):
-        np.testing.assert_allclose(b, a, atol=1e-3)
-    sliver = prune_channels(original, percent=0.002)
+    original, _ = pruned_voc
+    sliver = prune_channels(original, percent=0.002, img_size=IMG)
     assert sliver.record["params"][1] < sliver.record["params"][0]
-    weights = save_checkpoint(tmp_path / "pruned.pt", sliver.model)
-    with Detector(weights, conf_thres=0.25) as det:
+    reloaded, _ = load_weights(save_checkpoint(tmp_path / "pruned.pt", sliver.model, img_size=IMG))
+    onnx_path = export_onnx(reloaded, tmp_path / "pruned.onnx", img_size=IMG)
+    x = torch.rand(1, 3, IMG, IMG)
+    with torch.no_grad():
+        expected = [h.numpy() for h in sliver.model(x)]
+    for a, b in zip(expected, open_session(onnx_path).run(None, {"images": x.numpy()})):
+        np.testing.assert_allclose(b, a, atol=1e-3)
+    with Detector(onnx_path, conf_thres=0.25) as det:
         dets = det.predict(images_dir / "bus.jpg")
     assert det.names == list(VOC_CLASSES) and {"bus", "person"} <= set(dets.labels)

@@ -76,10 +76,12 @@ def conv_output_sizes(model: YOLOv5, img_size: int | tuple[int, int] = 640) -> d
         return record
 
     hooks = [m.register_forward_hook(recorder(name)) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    try:
+    training = model.training
+    try:  # eval mode: BatchNorm statistics must not move
         with torch.no_grad():
-            model(torch.zeros(1, 3, stride, stride, device=next(model.parameters()).device))
+            model.eval()(torch.zeros(1, 3, stride, stride, device=next(model.parameters()).device))
     finally:
+        model.train(training)
         for hook in hooks:
             hook.remove()
     return sizes
