@@ -74,7 +74,7 @@ def test_augment_with_everything_off_is_the_letterbox_of_the_resized_image(few: 
     ds = DetectionDataset(few, SIZE, augment=True, hyp=NO_AUGMENT)
     for i in (0, 5):
         bgr = read_image(few.samples[i].image)
-        letterboxed, _, _ = core.letterbox(resize_long_side(bgr, SIZE, shrink_with_area=False), SIZE)
+        letterboxed, _, _ = core.letterbox(resize_long_side(bgr, SIZE), SIZE)
         img, targets, _, _ = ds[i]
         np.testing.assert_array_equal(img.numpy(), letterboxed[..., ::-1].transpose(2, 0, 1))
         np.testing.assert_allclose(targets, DetectionDataset(few, SIZE)[i][1], atol=2 / SIZE)  # other resize

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,9 +13,9 @@ import pytest
 import yaml
 
 from ascend_slim.classes import VOC_CLASSES
-from ascend_slim.data.samples import LabelledImages, SampleSet, label_path, load_samples
+from ascend_slim.data.samples import LabelledImages, SampleSet, load_samples
 from ascend_slim.data.voc import VOCDataset, load_voc
-from ascend_slim.data.yolo_txt import format_yolo_lines
+from ascend_slim.data.yolo_txt import format_yolo_lines, label_path
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.evaluation import metrics
 
@@ -221,3 +223,15 @@ def test_several_voc_years(tmp_path: Path, voc_root: Path):
     assert len(load_samples(tmp_path, "train", years=["2012"])) == 2
     img = cv2.imread(str(ev.image_path("2012_000005")))
     assert img.shape[:2] == (ev.annotations["2012_000005"].height, ev.annotations["2012_000005"].width)
+
+
+def test_label_path_follows_the_ultralytics_rule():
+    assert label_path("/d/images/train/a.jpg") == Path("/d/labels/train/a.txt")
+    assert label_path("/images/x/images/b.png") == Path("/images/x/labels/b.txt")  # the last images/ only
+    assert label_path("/d/photos/c.jpeg") == Path("/d/photos/c.txt")
+
+
+def test_samples_and_augment_do_not_import_torch():
+    code = ("import sys, ascend_slim.data.samples, ascend_slim.data.augment; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -91,15 +91,14 @@ def xyxy_to_xywhn(labels: np.ndarray, w: float, h: float, eps: float = 1e-3) -> 
     return out
 
 
-def resize_long_side(img: np.ndarray, size: int, shrink_with_area: bool) -> np.ndarray:
-    """Resize so the longer side is ``size`` (YOLOv5 ``load_image``): INTER_AREA when shrinking and
-    ``shrink_with_area`` (no augmentation), INTER_LINEAR otherwise; unchanged if already that size."""
+def resize_long_side(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize (bilinear) so the longer side is ``size``, as YOLOv5 ``load_image`` does for training; the image
+    itself if it already is."""
     h0, w0 = img.shape[:2]
     r = size / max(h0, w0)
     if r == 1:
         return img
-    interp = cv2.INTER_AREA if shrink_with_area and r < 1 else cv2.INTER_LINEAR
-    return cv2.resize(img, (max(1, round(w0 * r)), max(1, round(h0 * r))), interpolation=interp)
+    return cv2.resize(img, (max(1, round(w0 * r)), max(1, round(h0 * r))), interpolation=cv2.INTER_LINEAR)
 
 
 def mosaic(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], size: int,

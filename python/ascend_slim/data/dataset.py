@@ -102,7 +102,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         img = read_image(sample.image)
         h0, w0 = img.shape[:2]
         if self.augment:
-            return resize_long_side(img, self.img_size, shrink_with_area=False), sample.labels, (h0, w0)
+            return resize_long_side(img, self.img_size), sample.labels, (h0, w0)
         chw, ratios, pads = core.preprocess(img, self.img_size, color=PAD_VALUE, dtype=np.uint8)
         r, (left, top) = float(ratios[0]), pads[0]
         boxes = xywhn_to_xyxy(sample.labels, w0 * r, h0 * r, left, top)

@@ -38,7 +38,7 @@ from ..classes import VOC_CLASSES
 from ..errors import AscendSlimError
 from ..imageio import IMAGE_SUFFIXES, read_image
 from .voc import Annotation, VOCDataset, load_voc
-from .yolo_txt import read_yolo_labels
+from .yolo_txt import label_path, read_yolo_labels
 
 _YEAR_DIR = re.compile(r"VOC(\d{4})")
 
@@ -161,16 +161,6 @@ def _voc_candidates(root: Path, split: str, class_names: Sequence[str], years: S
 
 
 # --------------------------------------------------------------------------- Ultralytics data yaml
-
-
-def label_path(image: Path) -> Path:
-    """The Ultralytics label file of an image: last ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
-    parts = list(image.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            break
-    return Path(*parts).with_suffix(".txt")
 
 
 def _read_yaml(path: Path) -> dict:
