@@ -190,13 +190,12 @@ def augment_hsv(img: np.ndarray, rng: np.random.Generator, hgain: float = 0.5, s
     if not (hgain or sgain or vgain):
         return img
     r = rng.uniform(-1, 1, 3) * (hgain, sgain, vgain) + 1
-    hue, sat, val = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
     x = np.arange(256, dtype=np.float64)
-    lut_hue = ((x * r[0]) % 180).astype(np.uint8)
-    lut_sat = np.clip(x * r[1], 0, 255).astype(np.uint8)
-    lut_val = np.clip(x * r[2], 0, 255).astype(np.uint8)
-    hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    lut = np.empty((256, 1, 3), dtype=np.uint8)  # one table per channel, applied in one pass
+    lut[:, 0, 0] = (x * r[0]) % 180
+    lut[:, 0, 1] = np.clip(x * r[1], 0, 255)
+    lut[:, 0, 2] = np.clip(x * r[2], 0, 255)
+    return cv2.cvtColor(cv2.LUT(cv2.cvtColor(img, cv2.COLOR_BGR2HSV), lut), cv2.COLOR_HSV2BGR)
 
 
 def fliplr(img: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

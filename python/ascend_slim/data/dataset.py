@@ -114,6 +114,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         with ThreadPoolExecutor(workers) as pool, tqdm(total=len(self), desc="caching images", unit="img",
                                                         disable=None) as bar:
             for source in pool.map(self._decode, range(len(self))):
+                source[0].flags.writeable = False  # augmentations read the cached images, never write them
                 cache.append(source)
                 self.cache_bytes += source[0].nbytes
                 bar.set_postfix_str(f"{self.cache_bytes / 1e6:.0f} MB", refresh=False)
@@ -172,9 +173,10 @@ class DetectionDataset(torch.utils.data.Dataset):
             shape0 = self._original_shape(index)
         else:
             chw, labels, shape0 = self._load(index)
+            chw = chw.copy()  # the caller may write into it; the cache keeps its own
         targets = torch.zeros((len(labels), 6), dtype=torch.float32)
         targets[:, 1:] = torch.from_numpy(np.asarray(labels, dtype=np.float32))
-        return torch.from_numpy(np.ascontiguousarray(chw)), targets, str(self.samples.samples[index].image), shape0
+        return torch.from_numpy(chw), targets, str(self.samples.samples[index].image), shape0
 
     @staticmethod
     def collate(batch: Sequence[Item]) -> Batch:
