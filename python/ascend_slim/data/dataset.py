@@ -15,7 +15,8 @@ column 0), the image path and the original size.
 Randomness: item ``i`` of epoch ``e`` draws from ``numpy.random.default_rng((seed, e, i))`` only, so the
 output depends on nothing else (not the worker, not the order of requests): a resumed run reproduces the
 batches of an uninterrupted one. The epoch lives in shared memory, so :meth:`set_epoch` reaches persistent
-loader workers too (call it before iterating the loader for that epoch; ``loader.set_epoch`` does both).
+loader workers too (call it before iterating the loader for that epoch;
+:func:`ascend_slim.data.loader.set_epoch` sets the sampler's epoch as well).
 
 ``cache="ram"``: every image is decoded once at construction (on a few threads, with a progress bar) and
 kept in memory: resized for training (long side ``S``, INTER_LINEAR as YOLOv5 uses while augmenting), or the
@@ -36,19 +37,7 @@ from tqdm import tqdm
 from .. import core
 from ..errors import AscendSlimError
 from ..imageio import read_image
-from .augment import (
-    PAD_VALUE,
-    augment_hsv,
-    augment_hyp,
-    fliplr,
-    flipud,
-    mixup,
-    mosaic,
-    random_perspective,
-    resize_long_side,
-    xywhn_to_xyxy,
-    xyxy_to_xywhn,
-)
+from . import augment as aug
 from .samples import SampleSet
 
 Item = tuple[torch.Tensor, torch.Tensor, str, tuple[int, int]]
@@ -76,7 +65,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.samples = samples
         self.img_size = img_size
         self.augment = augment
-        self.hyp = augment_hyp(hyp)
+        self.hyp = aug.augment_hyp(hyp)
         self.stride = stride
         self.seed = seed
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -102,11 +91,11 @@ class DetectionDataset(torch.utils.data.Dataset):
         img = read_image(sample.image)
         h0, w0 = img.shape[:2]
         if self.augment:
-            return resize_long_side(img, self.img_size), sample.labels, (h0, w0)
-        chw, ratios, pads = core.preprocess(img, self.img_size, color=PAD_VALUE, dtype=np.uint8)
+            return aug.resize_long_side(img, self.img_size), sample.labels, (h0, w0)
+        chw, ratios, pads = core.preprocess(img, self.img_size, color=aug.PAD_VALUE, dtype=np.uint8)
         r, (left, top) = float(ratios[0]), pads[0]
-        boxes = xywhn_to_xyxy(sample.labels, w0 * r, h0 * r, left, top)
-        return chw[0], xyxy_to_xywhn(boxes, self.img_size, self.img_size), (h0, w0)
+        boxes = aug.xywhn_to_xyxy(sample.labels, w0 * r, h0 * r, left, top)
+        return chw[0], aug.xyxy_to_xywhn(boxes, self.img_size, self.img_size), (h0, w0)
 
     def _fill_cache(self) -> list[_Source]:
         workers = min(8, os.cpu_count() or 1)
@@ -136,14 +125,15 @@ class DetectionDataset(torch.utils.data.Dataset):
         """A warped 4-image mosaic of ``index`` and three random images, ``S x S``, pixel xyxy labels."""
         order = rng.permutation([index, *rng.integers(len(self), size=3)])
         images, labels, _ = zip(*(self._load(int(i)) for i in order))
-        canvas, boxes = mosaic(images, labels, self.img_size, rng)
+        canvas, boxes = aug.mosaic(images, labels, self.img_size, rng)
         return self._warp(canvas, boxes, rng, border=-self.img_size // 2)
 
     def _warp(self, img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
               border: int) -> tuple[np.ndarray, np.ndarray]:
         h = self.hyp
-        return random_perspective(img, boxes, rng, degrees=h["degrees"], translate=h["translate"], scale=h["scale"],
-                                  shear=h["shear"], perspective=h["perspective"], border=(border, border))
+        return aug.random_perspective(img, boxes, rng, degrees=h["degrees"], translate=h["translate"],
+                                      scale=h["scale"], shear=h["shear"], perspective=h["perspective"],
+                                      border=(border, border))
 
     def _augmented(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The BGR ``S x S`` training image of ``index`` and its normalised labels for the current epoch."""
@@ -152,18 +142,18 @@ class DetectionDataset(torch.utils.data.Dataset):
         if rng.random() < h["mosaic"]:
             img, boxes = self._mosaic(index, rng)
             if rng.random() < h["mixup"]:
-                img, boxes = mixup(img, boxes, *self._mosaic(int(rng.integers(len(self))), rng), rng)
+                img, boxes = aug.mixup(img, boxes, *self._mosaic(int(rng.integers(len(self))), rng), rng)
         else:
             resized, labels, _ = self._load(index)
-            img, r, (left, top) = core.letterbox(resized, self.img_size, color=PAD_VALUE)
-            boxes = xywhn_to_xyxy(labels, resized.shape[1] * r, resized.shape[0] * r, left, top)
+            img, r, (left, top) = core.letterbox(resized, self.img_size, color=aug.PAD_VALUE)
+            boxes = aug.xywhn_to_xyxy(labels, resized.shape[1] * r, resized.shape[0] * r, left, top)
             img, boxes = self._warp(img, boxes, rng, border=0)
-        labels = xyxy_to_xywhn(boxes, img.shape[1], img.shape[0])
-        img = augment_hsv(img, rng, h["hsv_h"], h["hsv_s"], h["hsv_v"])
+        labels = aug.xyxy_to_xywhn(boxes, img.shape[1], img.shape[0])
+        img = aug.augment_hsv(img, rng, h["hsv_h"], h["hsv_s"], h["hsv_v"])
         if rng.random() < h["flipud"]:
-            img, labels = flipud(img, labels)
+            img, labels = aug.flipud(img, labels)
         if rng.random() < h["fliplr"]:
-            img, labels = fliplr(img, labels)
+            img, labels = aug.fliplr(img, labels)
         return img, labels
 
     def __getitem__(self, index: int) -> Item:
