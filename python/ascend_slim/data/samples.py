@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -41,6 +42,15 @@ from .voc import Annotation, VOCDataset, load_voc
 from .yolo_txt import label_path, read_yolo_labels
 
 _YEAR_DIR = re.compile(r"VOC(\d{4})")
+
+
+class _Candidate(NamedTuple):
+    """An image whose labels parsed, before its pixels are checked."""
+
+    item: str  # how warnings name it: the VOC id or the image path
+    image: Path
+    labels: np.ndarray
+    expected_shape: tuple[int, int] | None  # (height, width) the annotation states, if it does
 
 
 @dataclass(frozen=True)
@@ -146,8 +156,7 @@ def _voc_years(root: Path, split: str, years: Sequence[str] | None) -> tuple[Pat
 
 
 def _voc_candidates(root: Path, split: str, class_names: Sequence[str], years: Sequence[str] | None,
-                    skipped: list[tuple[str, str]]) -> tuple[list[VOCDataset], list[tuple[str, Path, np.ndarray,
-                                                                                          tuple[int, int]]]]:
+                    skipped: list[tuple[str, str]]) -> tuple[list[VOCDataset], list[_Candidate]]:
     root, years = _voc_years(root, split, years)
     splits, candidates = [], []
     for year in years:
@@ -156,7 +165,8 @@ def _voc_candidates(root: Path, split: str, class_names: Sequence[str], years: S
         splits.append(ds)
         for image_id in ds.ids:
             ann = ds.annotations[image_id]
-            candidates.append((image_id, ds.image_path(image_id), yolo_labels_from_voc(ann), (ann.height, ann.width)))
+            candidates.append(_Candidate(image_id, ds.image_path(image_id), yolo_labels_from_voc(ann),
+                                         (ann.height, ann.width)))
     return splits, candidates
 
 
@@ -191,9 +201,11 @@ def _list_images(entry: Path, yaml_path: Path) -> Iterator[Path]:
     if entry.is_dir():
         yield from sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     elif entry.is_file() and entry.suffix.lower() == ".txt":
-        for line in entry.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip():
-                yield entry.parent / line.strip()
+        try:
+            lines = entry.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as e:
+            raise AscendSlimError(f"cannot read image list {entry}: {e}") from None
+        yield from (entry.parent / line.strip() for line in lines if line.strip())
     elif entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
         yield entry
     else:
@@ -201,8 +213,7 @@ def _list_images(entry: Path, yaml_path: Path) -> Iterator[Path]:
 
 
 def _yaml_candidates(path: Path, split: str, class_names: Sequence[str] | None,
-                     skipped: list[tuple[str, str]]) -> tuple[tuple[str, ...], list[tuple[str, Path, np.ndarray,
-                                                                                             None]]]:
+                     skipped: list[tuple[str, str]]) -> tuple[tuple[str, ...], list[_Candidate]]:
     config = _read_yaml(path)
     names = _yaml_names(config, path)
     if class_names is not None and tuple(class_names) != names:
@@ -220,7 +231,7 @@ def _yaml_candidates(path: Path, split: str, class_names: Sequence[str] | None,
         except AscendSlimError as e:
             skipped.append((str(image), str(e)))
             continue
-        candidates.append((str(image), image, labels, None))
+        candidates.append(_Candidate(str(image), image, labels, None))
     return names, candidates
 
 
@@ -263,15 +274,15 @@ def load_samples(data: str | Path, split: str, class_names: Sequence[str] | None
         raise AscendSlimError(f"data {path} not found: pass a VOCdevkit folder or an Ultralytics data yaml")
 
     samples, shapes = [], {}
-    for (item, image, labels, expected), shape in zip(candidates, _decode_all([c[1] for c in candidates])):
+    for c, shape in zip(candidates, _decode_all([c.image for c in candidates])):
         if isinstance(shape, str):
-            skipped.append((item, shape))
-        elif expected is not None and shape != expected:
-            skipped.append((item, f"image {image} is {shape[1]}x{shape[0]} but its annotation says "
-                                  f"{expected[1]}x{expected[0]}"))
+            skipped.append((c.item, shape))
+        elif c.expected_shape is not None and shape != c.expected_shape:
+            skipped.append((c.item, f"image {c.image} is {shape[1]}x{shape[0]} but its annotation says "
+                                    f"{c.expected_shape[1]}x{c.expected_shape[0]}"))
         else:
-            samples.append(Sample(image, labels))
-            shapes[image] = shape
+            samples.append(Sample(c.image, c.labels))
+            shapes[c.image] = shape
     for item, reason in skipped:
         print(f"warning: skipped {item}: {reason}", file=sys.stderr)
     if not samples:
