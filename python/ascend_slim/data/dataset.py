@@ -164,16 +164,21 @@ class DetectionDataset(torch.utils.data.Dataset):
         else:
             chw, labels, shape0 = self._load(index)
             chw = chw.copy()  # the caller may write into it; the cache keeps its own
-        targets = torch.zeros((len(labels), 6), dtype=torch.float32)
-        targets[:, 1:] = torch.from_numpy(np.asarray(labels, dtype=np.float32))
-        return torch.from_numpy(chw), targets, str(self.samples.samples[index].image), shape0
+        targets = np.zeros((len(labels), 6), dtype=np.float32)
+        targets[:, 1:] = labels
+        return torch.from_numpy(chw), torch.from_numpy(targets), str(self.samples.samples[index].image), shape0
 
     @staticmethod
     def collate(batch: Sequence[Item]) -> Batch:
         """Stack images to ``uint8 [B, 3, S, S]`` and concatenate targets to ``[M, 6]`` with column 0 the
-        image's index in the batch."""
+        image's index in the batch.
+
+        The copies go through numpy: ``torch.stack``/``torch.cat`` of these sizes run on OpenMP threads, which
+        on a busy 2-core machine took 100x longer (250 ms instead of 2 ms for 16 images at 320).
+        """
         images, targets, paths, shapes = zip(*batch)
-        for i, t in enumerate(targets):
-            t[:, 0] = i
-        return torch.stack(images), torch.cat(targets), list(paths), list(shapes)
+        joined = np.concatenate([t.numpy() for t in targets])
+        joined[:, 0] = np.repeat(np.arange(len(targets)), [len(t) for t in targets])
+        return (torch.from_numpy(np.stack([image.numpy() for image in images])), torch.from_numpy(joined),
+                list(paths), list(shapes))
 
