@@ -154,12 +154,14 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path: Path, voc_root: P
     (labels / "badlabel.txt").write_text("2 0.5 zero 0.2 0.3\n")
     (labels / "badclass.txt").write_text("3 0.5 0.5 0.2 0.3\n")
     (labels / "outside.txt").write_text("0 0.5 0.5 1.5 0.3\n")
+    (labels / "good.txt").write_text("2 0.5 0.5 0.2 0.3\n1 0.1 0.1 0.1 0.1\n2 0.5 0.5 0.2 0.3\n")  # one repeat
     (tmp_path / "list.txt").write_text("images/good.jpg\nimages/missing.jpg\n")
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"train": "images", "val": "list.txt", "names": ["a", "b", "c"]}))
 
     train = load_samples(tmp_path / "d.yaml", "train")
     assert sorted(s.image.stem for s in train.samples) == ["good", "nolabel"]
     assert len(train.samples[1].labels) == 0  # no label file: an image without objects
+    np.testing.assert_array_equal(train.samples[0].labels[:, 0], [2, 1])  # the repeated row counts once
     reasons = {Path(item).stem: reason for item, reason in train.skipped}
     assert sorted(reasons) == ["badclass", "badlabel", "empty", "garbage", "outside"]
     assert "cannot decode" in reasons["garbage"] and "not numbers" in reasons["badlabel"]

@@ -12,7 +12,7 @@ normalised to the image):
   ``path``; an entry is a folder of images (searched recursively), a ``.txt`` list of image paths (relative
   lines are relative to the list's folder) or a list of those. An image's labels are at the Ultralytics
   place: the last ``/images/`` of its path replaced by ``/labels/`` and the suffix by ``.txt``; a missing
-  label file means an image without objects.
+  label file means an image without objects; a row repeated in a label file counts once.
 
 Every image is decoded once while loading, on a few threads, to find the unusable ones. A missing or
 undecodable image, a malformed label file or XML, or a class id out of range skips that image: one warning
@@ -231,7 +231,8 @@ def _yaml_candidates(path: Path, split: str, class_names: Sequence[str] | None,
         except AscendSlimError as e:
             skipped.append((str(image), str(e)))
             continue
-        candidates.append(_Candidate(str(image), image, labels, None))
+        _, first = np.unique(labels, axis=0, return_index=True)  # repeated rows dropped, as Ultralytics does
+        candidates.append(_Candidate(str(image), image, labels[np.sort(first)], None))
     return names, candidates
 
 
