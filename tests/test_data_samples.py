@@ -112,7 +112,7 @@ def test_yolo_eval_dataset_scores_a_perfect_detector_one(tmp_path: Path, voc_roo
         cls, cx, cy, w, h = sample.labels.astype(np.float64).T  # 0-based pixels, as a model predicts them
         x, y, bw, bh = cx * ann.width, cy * ann.height, w * ann.width, h * ann.height
         detections[image_id] = np.stack([x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2, np.ones_like(x), cls], 1)
-    result = metrics.evaluate(detections, ev.annotations, ev.class_names)
+    result = metrics.score_detections(detections, ev.annotations, ev.class_names)
     assert result.npos.sum() == sum(len(s.labels) for s in samples.samples) > 0
     assert result.means["ap50"] == pytest.approx(1.0) and result.means["ap50_95"] == pytest.approx(1.0)
 
