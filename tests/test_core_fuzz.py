@@ -20,7 +20,7 @@ OTHER_DTYPES = [np.float16, np.float64, np.int32, np.uint8, np.bool_, object]
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 0.0, 1.0, -1.0, 1e-30], np.float64)
 ARGUMENT_NAMES = ("heads", "anchors", "strides", "pred", "boxes", "scores", "classes", "img", "images", "dets",
                   "size", "color", "stride", "ratio", "pad", "orig_shape", "conf_thres", "iou_thres", "obj_thres",
-                  "max_det", "max_nms", "num_threads", "mode", "dtype", "layout")
+                  "max_det", "max_nms", "num_threads", "mode", "dtype", "layout", "image size")
 
 
 def pick(rng: np.random.Generator, options: list):
@@ -136,7 +136,7 @@ def image_case(rng: np.random.Generator) -> Callable[[], object]:
                                                                          int(rng.integers(1, 400)))]),
                            color=pick(rng, [114, 0, (1, 2, 3)]), auto=bool(rng.random() < 0.3),
                            scaleup=bool(rng.random() < 0.7), stride=pick(rng, [32, 32, 7, 1])),
-                 dict(size=[0, (-5, 64), (64.5, 64), 64.0, (1, 2, 3)], color=[300, (1, 2), 114.5], stride=[0, -32]))
+                 dict(size=[0, (-5, 64), (64.5, 64), 64.5, (1, 2, 3)], color=[300, (1, 2), 114.5], stride=[0, -32]))
     if rng.random() < 0.5:
         img = image()
         return lambda: core.letterbox(img, **kw)

@@ -1,8 +1,8 @@
 """The C++ hot path (``ascend_slim._core``): letterbox/preprocess, YOLOv5 decode, NMS, postprocess, box scaling.
 
 Boxes are ``float32`` rows ``[x1, y1, x2, y2, score, class]`` in pixels. Arrays of the wrong dtype and
-non-integer sizes raise ``TypeError``, wrong shapes, empty arrays and out-of-range settings or values raise
-``ValueError``; both name the argument; nothing is silently truncated. Non-contiguous arrays are accepted
+non-integer colours raise ``TypeError``; wrong shapes, empty arrays, non-integral sizes and out-of-range
+settings or values raise ``ValueError``; both name the argument; nothing is silently truncated. Non-contiguous arrays are accepted
 and copied once. Every call is thread-safe and releases the GIL while it computes.
 
 Postprocess modes:
@@ -31,41 +31,23 @@ from typing import Union
 import numpy as np
 
 from . import _core
+from .meta import ImageSize, as_hw
 
-Size = Union[int, Sequence[int]]
 Color = Union[int, Sequence[int]]
 
 __all__ = ["decode", "letterbox", "nms", "postprocess", "postprocess_decoded", "preprocess", "scale_boxes"]
-
-
-def _integer(value: object, name: str) -> int:
-    """``value`` as an int; floats (even 640.0) are refused rather than truncated."""
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer, got {value!r}") from None
-
-
-def _size(size: Size) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    try:
-        h, w = size
-    except (TypeError, ValueError):
-        raise TypeError(f"size: expected an integer or (height, width), got {size!r}") from None
-    return _integer(h, "size"), _integer(w, "size")
 
 
 def _color(color: Color) -> list[int]:
     if isinstance(color, (int, np.integer)):
         return [int(color)] * 3
     try:
-        return [_integer(c, "color") for c in color]
+        return [operator.index(c) for c in color]  # refuses 114.5 rather than truncating it
     except TypeError:
         raise TypeError(f"color: expected an integer or one integer per channel, got {color!r}") from None
 
 
-def letterbox(img: np.ndarray, size: Size, color: Color = 114, auto: bool = False, scaleup: bool = True,
+def letterbox(img: np.ndarray, size: ImageSize, color: Color = 114, auto: bool = False, scaleup: bool = True,
               stride: int = 32) -> tuple[np.ndarray, float, tuple[int, int]]:
     """YOLOv5 letterbox of a ``uint8`` HxWx3 image to ``size`` (``int`` or ``(height, width)``).
 
@@ -74,10 +56,10 @@ def letterbox(img: np.ndarray, size: Size, color: Color = 114, auto: bool = Fals
     ``color`` (an int or one value per channel), split ``round(d - 0.1)`` / ``round(d + 0.1)``. ``auto`` pads
     only up to the next multiple of ``stride``. Returns ``(image, r, (pad_left, pad_top))``.
     """
-    return _core.letterbox(img, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride)
+    return _core.letterbox(img, size=as_hw(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride)
 
 
-def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Color = 114, auto: bool = False,
+def preprocess(images: np.ndarray | Sequence[np.ndarray], size: ImageSize, color: Color = 114, auto: bool = False,
                scaleup: bool = True, stride: int = 32, dtype: np.dtype | type | str = np.float32,
                layout: str = "NCHW") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Letterbox one BGR image or a list of them into one contiguous model input, in a single pass.
@@ -87,7 +69,7 @@ def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Col
     ``(tensor, ratios float64 (N,), pads int64 (N, 2) [left, top])``.
     """
     batch = [images] if isinstance(images, np.ndarray) else images
-    return _core.preprocess(batch, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride,
+    return _core.preprocess(batch, size=as_hw(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride,
                             dtype=np.dtype(dtype).name, layout=layout)
 
 
