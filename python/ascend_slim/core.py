@@ -2,8 +2,8 @@
 
 Boxes are ``float32`` rows ``[x1, y1, x2, y2, score, class]`` in pixels. Arrays of the wrong dtype and
 non-integer colours raise ``TypeError``; wrong shapes, empty arrays, non-integral sizes and out-of-range
-settings or values raise ``ValueError``; both name the argument; nothing is silently truncated. Non-contiguous arrays are accepted
-and copied once. Every call is thread-safe and releases the GIL while it computes.
+settings or values raise ``ValueError``; both name the argument; nothing is silently truncated.
+Non-contiguous arrays are accepted and copied once. Every call is thread-safe and releases the GIL while it computes.
 
 Postprocess modes:
 
