@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +18,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_IMAGE_PIXELS = 100_000_000
 
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0..SOF15 but DHT, JPG, DAC
+
+
+class ImageReadError(AscendSlimError):
+    """An image file that cannot be read (missing, too large, undecodable); ``path`` names it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(reason)
+        self.path = Path(path)
 
 
 def _u16(b: bytes, order: str = "big") -> int:
@@ -103,36 +112,43 @@ def image_size(f: BinaryIO) -> tuple[int, int] | None:
 
 
 def read_image_size(path: str | Path) -> tuple[int, int] | None:
-    """:func:`image_size` of an image file (reads only its header)."""
-    with open(path, "rb") as f:
-        return image_size(f)
+    """:func:`image_size` of an image file (reads only its header); None also when the file cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return image_size(f)
+    except OSError:
+        return None
 
 
 def check_image_pixels(size: tuple[int, int] | None, path: str | Path) -> None:
     """Refuse an image whose header says it has more than :data:`MAX_IMAGE_PIXELS` pixels."""
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise AscendSlimError(f"image {path} is {size[1]}x{size[0]} pixels, above the limit of "
+        raise ImageReadError(path, f"image {path} is {size[1]}x{size[0]} pixels, above the limit of "
                               f"{MAX_IMAGE_PIXELS:,} (checked before decoding): downscale it first")
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file into a BGR uint8 ``HxWx3`` array (grey and alpha images are converted).
+    """Decode an image file into a BGR uint8 ``HxWx3`` array (grey and alpha images are converted); raises
+    :class:`ImageReadError` for a file that is missing, too large or not decodable.
 
     Images above :data:`MAX_IMAGE_PIXELS` pixels are refused from their header (PNG, JPEG, BMP, WebP, TIFF)
     before any decoding; other formats are left to OpenCV's own limit.
     """
     path = Path(path)
     if not path.is_file():
-        raise AscendSlimError(f"image not found: {path}")
+        raise ImageReadError(path, f"image not found: {path}")
     check_image_pixels(read_image_size(path), path)
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read image {path}: {exc.strerror or exc}") from None
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as exc:
         reason = str(exc).strip().splitlines()[-1]
-        raise AscendSlimError(f"cannot decode image {path}: {reason}") from None
+        raise ImageReadError(path, f"cannot decode image {path}: {reason}") from None
     if img is None:
-        raise AscendSlimError(f"cannot decode image {path}: the file is empty, truncated or not an image")
+        raise ImageReadError(path, f"cannot decode image {path}: the file is empty, truncated or not an image")
     return img
 
 
@@ -178,6 +194,21 @@ def list_sources(source: str | Path, image_set: str | Path | None = None, suffix
     if not matches:
         raise AscendSlimError(f"source not found: {source} is not an image, a folder or a matching glob")
     return matches
+
+
+def unique_stems(paths: Sequence[Path]) -> list[str]:
+    """One distinct output name per path, in order: its stem, or ``<stem>_2``, ``<stem>_3``, ... when an earlier
+    path already took it (``x.jpg`` and ``x.png`` in one folder, an id listed twice)."""
+    taken: set[str] = set()
+    names = []
+    for path in paths:
+        name, n = path.stem, 1
+        while name in taken:
+            n += 1
+            name = f"{path.stem}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def write_image(path: str | Path, img: np.ndarray) -> None:
