@@ -41,6 +41,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a file-size limit: name the output, not the temporary
+        if exc.filename is None or exc.filename == str(tmp):
+            exc.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

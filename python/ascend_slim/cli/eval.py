@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..classes import VOC_CLASSES
     from ..data.voc import load_voc
     from ..evaluation import detect_dataset, score_detections
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     def skip(image_id: str, reason: str) -> None:  # one policy: every skipped image is named on stderr, counted
         skipped.append((image_id, reason))
-        print(f"skipped {image_id}: {reason}", file=sys.stderr)
+        tqdm.write(f"skipped {image_id}: {reason}", file=sys.stderr)  # on its own line, also under a progress bar
 
     for image_id, reason in ds.skipped:
         skip(image_id, reason)
