@@ -1,5 +1,7 @@
 // pybind11 bindings of the C++ core (module ascend_slim._core). All argument checking happens here, so the
-// C++ functions behind it can assume well-formed input. Long calls release the GIL.
+// C++ functions behind it can assume well-formed input; the one exception is the probability range of decoded
+// rows, checked as the decode reads them (std::invalid_argument, turned into ValueError here). Every C++
+// exception reaches Python as an exception (pybind11 translates the standard ones). Long calls release the GIL.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/numpy.h>
