@@ -302,13 +302,12 @@ EVAL = ("eval", "--weights", "{onnx}", "--img", "160", "--data", "{voc}", "--out
 FROM_TXT = ("eval", "--data", "{voc}", "--from-txt", "{voc}/../dets", "--out", "{out}", "--plots", "")
 
 
-def flag(*args: str, message: str, what: str) -> Case:
-    return Case("flag-" + "-".join(a.lstrip("-") for a in args), "Flags", what,
-                f"usage error (exit 2) naming the flag and its range: `{message}`",
-                ("detect", "--weights", "{onnx}", "--source", "{images}", "--out", "{out}", *args)
-                if args[0] not in ("--opset", "--batch") else ("export", "--weights", "{pt}", "-o", "{out}/m.onnx",
-                                                               *args),
-                code=2, message=message)
+def flag(*args: str, error: str, what: str) -> Case:
+    """A flag value out of range: argparse's usage error (exit 2) with ``error`` as its message."""
+    argv = ("export", "--weights", "{pt}", "-o", "{out}/m.onnx") if args[0] in ("--opset", "--batch") else \
+        ("detect", "--weights", "{onnx}", "--source", "{images}", "--out", "{out}")
+    return Case("flag-" + "-".join(a.lstrip("-") for a in args), "Flags", what, f"usage error (exit 2): `{error}`",
+                (*argv, *args), code=2, message=re.escape(error))
 
 
 CASES: list[Case] = [
@@ -395,15 +394,15 @@ CASES: list[Case] = [
            extra=never_pwned)
       for kind, cmd in (("zip", "detect"), ("legacy", "export"), ("raw-pickle", "deploy"))),
     # flags
-    flag("--max-det", "99999999999999999999", message=r"argument --max-det: must lie in \[1, 30000\]",
+    flag("--max-det", "99999999999999999999", error="argument --max-det: must lie in [1, 30000]",
          what="`--max-det 99999999999999999999`"),
-    flag("--img", "100000", message=r"argument --img/--img-size: must lie in \[32, 4096\]", what="`--img 100000`"),
-    flag("--threads", "-3", message=r"argument --threads: must lie in \[0, 256\]", what="`--threads -3`"),
-    flag("--workers", "0", message=r"argument --workers: must lie in \[1, 256\]", what="`--workers 0`"),
-    flag("--conf-thres", "2", message=r"argument --conf-thres: must lie in \[0, 1\]", what="`--conf-thres 2`"),
-    flag("--opset", "3", message=r"argument --opset: must lie in \[9, 20\]", what="`export --opset 3`"),
-    flag("--opset", "99", message=r"argument --opset: must lie in \[9, 20\]", what="`export --opset 99`"),
-    flag("--batch", "0", message=r"argument --batch/--batch-size: must lie in \[1, 256\]", what="`export --batch 0`"),
+    flag("--img", "100000", error="argument --img/--img-size: must lie in [32, 4096]", what="`--img 100000`"),
+    flag("--threads", "-3", error="argument --threads: must lie in [0, 256]", what="`--threads -3`"),
+    flag("--workers", "0", error="argument --workers: must lie in [1, 256]", what="`--workers 0`"),
+    flag("--conf-thres", "2", error="argument --conf-thres: must lie in [0, 1]", what="`--conf-thres 2`"),
+    flag("--opset", "3", error="argument --opset: must lie in [9, 20]", what="`export --opset 3`"),
+    flag("--opset", "99", error="argument --opset: must lie in [9, 20]", what="`export --opset 99`"),
+    flag("--batch", "0", error="argument --batch/--batch-size: must lie in [1, 256]", what="`export --batch 0`"),
     # VOC data
     Case("voc-no-annotations", "VOC data", "a VOC folder without Annotations/", "exit 1: not a VOC data set", EVAL,
          mini_voc(remove("Annotations")), message=r"VOC folder .*Annotations not found"),
@@ -426,7 +425,7 @@ CASES: list[Case] = [
          message=r"skipped 000004: annotation .* has unknown class"),
     Case("voc-missing-jpeg", "VOC data", "a listed image without its JPEG", "skipped with the reason", EVAL,
          mini_voc(remove("JPEGImages/000004.jpg")), code=0, message=r"skipped 000004: image missing"),
-    Case("voc-size-mismatch", "VOC data", "a JPEG whose size differs from its XML <size>",
+    Case("voc-size-mismatch", "VOC data", "a JPEG whose size differs from its XML `<size>`",
          "skipped with the reason (read from the JPEG header)", EVAL, mini_voc(resized_jpeg("000004")), code=0,
          message=r"skipped 000004: image .*000004\.jpg is \d+x\d+ but 000004\.xml says"),
     Case("voc-undecodable-jpeg", "VOC data", "a listed JPEG that does not decode",
