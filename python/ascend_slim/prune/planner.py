@@ -43,8 +43,7 @@ class PrunePlan:
     max_safe_percent: float
     round_to: int = 1
     min_keep: float = 0.0
-    forced: bool = False  # the threshold lies above the safety bound (some group kept only what min-keep,
-    # round-to or the one-channel floor gave it)
+    forced: bool = False  # threshold above the safety bound: some group kept only its floor (1, min-keep, round-to)
     reached: dict = field(default_factory=dict)  # what a FLOPs/latency target reached
 
     def to_dict(self) -> dict:
