@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .args import fraction, positive_int
+from .args import channel_multiple, fraction, image_size
 
 NAME = "prune"
 HELP = "prune a checkpoint: channels (by percent, FLOPs or latency target) or unstructured weight magnitude"
@@ -16,20 +16,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True,
                    help="unfused checkpoint .pt (official Ultralytics or ascend-slim), or a model yaml (untrained)")
     goal = p.add_mutually_exclusive_group()
-    goal.add_argument("--percent", type=float, help="prune this fraction of all channels by one global threshold")
-    goal.add_argument("--target-flops", type=float, metavar="R",
+    goal.add_argument("--percent", type=fraction, help="prune this fraction of all channels by one global threshold")
+    goal.add_argument("--target-flops", type=fraction, metavar="R",
                       help="least pruning with FLOPs at most R x the original's at --img")
-    goal.add_argument("--target-latency", type=float, metavar="R",
+    goal.add_argument("--target-latency", type=fraction, metavar="R",
                       help="least pruning with onnxruntime CPU latency (1 thread) at most R x the original's")
     p.add_argument("--method", choices=("slim", "l1", "l2", "magnitude"), default="slim",
                    help="slim: BN |gamma| (default); l1/l2: filter norms; magnitude: unstructured weight zeros")
-    p.add_argument("--amount", type=float, help="magnitude: fraction of conv weights to zero")
+    p.add_argument("--amount", type=fraction, help="magnitude: fraction of conv weights to zero")
     p.add_argument("--scope", choices=("global", "layer"), default="global",
                    help="magnitude: rank all conv weights together (default) or each layer alone")
-    p.add_argument("--round-to", type=positive_int, default=1,
+    p.add_argument("--round-to", type=channel_multiple, default=1,
                    help="round every kept channel count up to a multiple (16: Ascend cube unit, 8: CPU SIMD)")
     p.add_argument("--min-keep", type=fraction, default=0.0, help="keep at least this fraction of every layer")
-    p.add_argument("--img", "--img-size", dest="img", type=positive_int, default=640,
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
                    help="image size for FLOPs and latency (default 640)")
     p.add_argument("--no-fold-bias", dest="fold_bias", action="store_false",
                    help="drop removed channels' constant output instead of folding it into the next layers")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .args import positive_int
+from .args import image_size, iteration_count
 
 NAME = "report"
 HELP = "compare models: params, GFLOPs, checkpoint/ONNX size, onnxruntime latency, mAP with --data"
@@ -16,9 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="model A: .pt checkpoint or .onnx (float or INT8)")
     p.add_argument("--compare", help="model B, measured in the same run as A")
     p.add_argument("--data", help="VOCdevkit folder: also score mAP on VOC2007 test")
-    p.add_argument("--img", "--img-size", dest="img", type=positive_int, default=640,
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
                    help="image size for GFLOPs, latency and mAP (default 640)")
-    p.add_argument("--runs", type=positive_int, default=20, help="timed rounds per model (default 20)")
+    p.add_argument("--runs", type=iteration_count, default=20, help="timed rounds per model (default 20)")
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--md", help="write the report as a Markdown table")
 
