@@ -250,7 +250,8 @@ class Trainer:
                     if extra is not None:
                         term, extra_items = extra
                         loss = loss + term
-                        items.update({k: float(v) for k, v in extra_items.items()})
+                        items.update({k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+                                      for k, v in extra_items.items()})
         if self.ctx.distributed:
             loss = loss * self.ctx.world_size  # DDP averages gradients over ranks; YOLOv5 scales the same way
         self.scaler.scale(loss).backward()
