@@ -54,11 +54,15 @@ def transfer_weights(source: YOLOv5, target: YOLOv5) -> int:
     return len(shared)
 
 
+def _require_model_source(weights: str, cfg: str) -> None:
+    if not weights and not cfg:
+        raise AscendSlimError("nothing to train: pass --weights (a .pt) or --cfg (a model yaml such as yolov5n)")
+
+
 def load_model(names: Sequence[str], weights: str = "", cfg: str = "", classes: str = "") -> YOLOv5:
     """The model to train for data with class ``names`` (see the module docstring)."""
     names = list(names)
-    if not weights and not cfg:
-        raise AscendSlimError("nothing to train: pass --weights (a .pt) or --cfg (a model yaml such as yolov5n)")
+    _require_model_source(weights, cfg)
     if not weights:
         return YOLOv5.from_yaml(cfg, nc=len(names), names=names)
     model, _ = load_weights(weights)
@@ -100,6 +104,7 @@ def _trainer(config: TrainConfig, model: YOLOv5, splits: tuple[SampleSet, Sample
 def build_trainer(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> Trainer:
     """A Trainer for a new run described by ``config`` (model and data from its paths)."""
     config.check()
+    _require_model_source(config.weights, config.cfg)  # before the data is read
     seed_everything(config.seed)  # a fresh --cfg model's initial weights depend on it
     splits = load_splits(config)
     model = load_model(splits[0].names, weights=config.weights, cfg=config.cfg, classes=config.classes)
@@ -113,7 +118,10 @@ def resume_trainer(checkpoint: str | Path, callbacks: Sequence[Callback] = ()) -
     """
     checkpoint = Path(checkpoint)
     state = load_training_state(checkpoint)
-    config = TrainConfig(**state["config"])
+    try:
+        config = TrainConfig(**state["config"])
+    except TypeError as exc:
+        raise AscendSlimError(f"{checkpoint}: training settings from another ascend-slim version ({exc})") from None
     if checkpoint.parent.name == "weights":
         config.save_dir = str(checkpoint.parent.parent)
     model, _ = load_weights(checkpoint)  # the architecture; restore() puts the raw weights back

@@ -2,7 +2,8 @@
 
 One loop serves training from official weights, from a yaml, sparsity training and finetuning; the
 differences are callbacks (:mod:`ascend_slim.train.callbacks`). Per batch: uint8 images to float on the
-device, forward under autocast (AMP on CUDA only), :class:`~ascend_slim.train.loss.YoloLoss` plus callback
+device, forward in channels-last memory format (faster convolutions on CPU and GPU) under autocast (AMP on
+CUDA only), :class:`~ascend_slim.train.loss.YoloLoss` plus callback
 terms, backward through the GradScaler; gradients are accumulated to the nominal batch of 64 and every
 optimiser step is ``unscale_`` -> ``after_backward`` callbacks -> clip the gradient norm at 10 -> step ->
 EMA update. Each epoch also ends on an optimiser step over the batches accumulated so far (YOLOv5 instead
@@ -146,7 +147,7 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.callbacks = list(callbacks)
 
-        self.model = model.float().to(self.device).train()
+        self.model = model.float().to(self.device, memory_format=torch.channels_last).train()
         self.history_before = list(model.history)
         self.ema = ModelEMA(self.model) if self.is_main else None
         self.train_model = wrap_model(self.model, ctx, config.sync_bn)
@@ -197,7 +198,8 @@ class Trainer:
 
     def _as_input(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(self.device, non_blocking=True)
-        return x if x.is_floating_point() else x.float().div_(255)
+        x = x if x.is_floating_point() else x.float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the loader; the epoch's mean loss terms (and callback items)."""
