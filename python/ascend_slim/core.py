@@ -30,18 +30,11 @@ from typing import Union
 import numpy as np
 
 from . import _core
+from .meta import ImageSize, as_hw
 
-Size = Union[int, Sequence[int]]
 Color = Union[int, Sequence[int]]
 
 __all__ = ["decode", "letterbox", "nms", "postprocess", "postprocess_decoded", "preprocess", "scale_boxes"]
-
-
-def _size(size: Size) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    h, w = size
-    return int(h), int(w)
 
 
 def _color(color: Color) -> list[int]:
@@ -50,7 +43,7 @@ def _color(color: Color) -> list[int]:
     return [int(c) for c in color]
 
 
-def letterbox(img: np.ndarray, size: Size, color: Color = 114, auto: bool = False, scaleup: bool = True,
+def letterbox(img: np.ndarray, size: ImageSize, color: Color = 114, auto: bool = False, scaleup: bool = True,
               stride: int = 32) -> tuple[np.ndarray, float, tuple[int, int]]:
     """YOLOv5 letterbox of a ``uint8`` HxWx3 image to ``size`` (``int`` or ``(height, width)``).
 
@@ -59,10 +52,10 @@ def letterbox(img: np.ndarray, size: Size, color: Color = 114, auto: bool = Fals
     ``color`` (an int or one value per channel), split ``round(d - 0.1)`` / ``round(d + 0.1)``. ``auto`` pads
     only up to the next multiple of ``stride``. Returns ``(image, r, (pad_left, pad_top))``.
     """
-    return _core.letterbox(img, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride)
+    return _core.letterbox(img, size=as_hw(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride)
 
 
-def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Color = 114, auto: bool = False,
+def preprocess(images: np.ndarray | Sequence[np.ndarray], size: ImageSize, color: Color = 114, auto: bool = False,
                scaleup: bool = True, stride: int = 32, dtype: np.dtype | type | str = np.float32,
                layout: str = "NCHW") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Letterbox one BGR image or a list of them into one contiguous model input, in a single pass.
@@ -72,7 +65,7 @@ def preprocess(images: np.ndarray | Sequence[np.ndarray], size: Size, color: Col
     ``(tensor, ratios float64 (N,), pads int64 (N, 2) [left, top])``.
     """
     batch = [images] if isinstance(images, np.ndarray) else images
-    return _core.preprocess(batch, size=_size(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride,
+    return _core.preprocess(batch, size=as_hw(size), color=_color(color), auto=auto, scaleup=scaleup, stride=stride,
                             dtype=np.dtype(dtype).name, layout=layout)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Union
 
 import numpy as np
 
@@ -12,6 +13,24 @@ from .errors import AscendSlimError
 
 META_KEY_PREFIX = "ascend_slim."
 FORMAT_VERSION = 1
+HEAD_LAYOUTS = ("raw", "decoded")
+ImageSize = Union[int, Sequence[int]]
+
+
+def as_hw(size: ImageSize) -> tuple[int, int]:
+    """An image size given as ``640`` or ``(height, width)`` as a ``(height, width)`` pair of ints.
+
+    Raises ValueError for anything else, including non-integral values (``640.7`` is never truncated).
+    """
+    values = [size] * 2 if isinstance(size, (int, float, np.integer, np.floating)) else list(size)
+    if len(values) != 2 or any(isinstance(v, bool) or not float(v).is_integer() for v in values):
+        raise ValueError(f"image size must be an int or (height, width) ints, got {size!r}")
+    return int(values[0]), int(values[1])
+
+
+def raw_head_names(num_levels: int) -> list[str]:
+    """Output names of a raw-head export, smallest stride first: ``head0``, ``head1``, ..."""
+    return [f"head{i}" for i in range(num_levels)]
 
 
 @dataclass
@@ -34,8 +53,8 @@ class ModelMeta:
 
     def __post_init__(self) -> None:
         self.anchors = np.asarray(self.anchors, dtype=np.float32).reshape(len(self.strides), -1, 2)
-        self.img_size = (int(self.img_size[0]), int(self.img_size[1]))
-        if self.head not in ("raw", "decoded"):
+        self.img_size = as_hw(self.img_size)
+        if self.head not in HEAD_LAYOUTS:
             raise AscendSlimError(f"unknown head layout {self.head!r}: expected 'raw' or 'decoded'")
 
     @property

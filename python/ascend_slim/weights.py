@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .errors import AscendSlimError
 from .fileio import atomic_write_text, file_sha256
+from .meta import as_hw
 
 DEFAULT_WEIGHTS_URL = "https://github.com/ultralytics/yolov5/releases/download/v7.0/yolov5s.pt"
 WEIGHTS_ENV = "ASCEND_SLIM_WEIGHTS"
@@ -74,7 +75,7 @@ def download_default_weights(url: str = DEFAULT_WEIGHTS_URL) -> Path:
 def onnx_for_checkpoint(weights: Path, img_size: int | tuple[int, int], batch: int = 1, opset: int = 11,
                         head: str = "raw", dynamic: bool = False) -> Path:
     """An ONNX export of a ``.pt`` checkpoint, cached by content hash and export settings (imports torch)."""
-    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    h, w = as_hw(img_size)
     key = f"{file_sha256(weights)[:16]}-{h}x{w}-b{batch}-op{opset}-{head}{'-dynamic' if dynamic else ''}"
     target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
     if not target.is_file():
