@@ -13,6 +13,7 @@ loader workers, ~30 images/s at 320 and ~6.6 at 640 (``../shared/data/README.md`
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 
@@ -23,6 +24,8 @@ TARGET_RATIO = 1.2
 
 
 def measure(size: int, epochs: int, batch_size: int, workers: int, device: str, run_dir: str) -> dict:
+    import torch
+
     from ascend_slim.data.dataset import DetectionDataset
     from ascend_slim.data.samples import load_samples
     from ascend_slim.train.builder import load_model
@@ -42,7 +45,8 @@ def measure(size: int, epochs: int, batch_size: int, workers: int, device: str, 
     anchor = ANCHOR_IMAGES_PER_S.get(size)
     return {
         "img_size": size, "images": len(train_set), "batch_size": batch_size, "workers": workers,
-        "device": str(trainer.device), "amp": trainer.amp, "epochs_timed": len(timed),
+        "device": str(trainer.device), "amp": trainer.amp, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "torch_threads": torch.get_num_threads(), "epochs_timed": len(timed),
         "images_per_s": round(images_per_s, 2), "images_per_s_per_epoch": [round(v, 2) for v in per_epoch],
         "data_wait_share": round(statistics.median(row["time/data_share"] for row in timed), 4),
         "anchor_images_per_s": anchor,
@@ -57,7 +61,10 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="loader processes (default 2, as the anchor)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE"),
+                   help="OpenMP idle threads sleep (PASSIVE, what `ascend-slim train` sets) or spin (ACTIVE)")
     args = p.parse_args()
+    os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy  # read when torch loads OpenMP, below
 
     from ascend_slim.report.machine import describe_cpu
 

@@ -15,12 +15,14 @@ from typing import Union
 
 import yaml
 
+from ..data.augment import AUGMENT_HYP
 from ..errors import AscendSlimError
 
 Hyp = dict[str, float]
 HypSource = Union[str, Path, Mapping[str, float], None]
 
-DEFAULT_HYP: Hyp = {
+# The loss and optimiser keys; the augmentation keys and values live in ``data.augment.AUGMENT_HYP``.
+_LOSS_AND_OPTIMISER: Hyp = {
     "lr0": 0.01,  # initial learning rate (SGD 1e-2, Adam 1e-3)
     "lrf": 0.01,  # final learning rate as a fraction of lr0
     "momentum": 0.937,  # SGD momentum / Adam beta1
@@ -36,20 +38,12 @@ DEFAULT_HYP: Hyp = {
     "iou_t": 0.20,  # IoU training threshold (unused by YOLOv5 v7.0's loss; kept for yaml compatibility)
     "anchor_t": 4.0,  # anchor-multiple threshold of the target assignment
     "fl_gamma": 0.0,  # focal loss gamma (0 = plain BCE)
-    "hsv_h": 0.015,
-    "hsv_s": 0.7,
-    "hsv_v": 0.4,
-    "degrees": 0.0,
-    "translate": 0.1,
-    "scale": 0.5,
-    "shear": 0.0,
-    "perspective": 0.0,
-    "flipud": 0.0,
-    "fliplr": 0.5,
-    "mosaic": 1.0,
-    "mixup": 0.0,
-    "copy_paste": 0.0,
     "label_smoothing": 0.0,  # a train.py flag in YOLOv5; accepted here as a hyp key
+}
+DEFAULT_HYP: Hyp = {
+    **_LOSS_AND_OPTIMISER,
+    **AUGMENT_HYP,
+    "copy_paste": 0.0,  # needs segment labels: read for yaml compatibility, not applied
 }
 
 # Inclusive (low, high) bounds of every key; ``math.inf`` = unbounded above.
