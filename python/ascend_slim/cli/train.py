@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import positive_int
+from .args import int_range
+
+positive_int = int_range(1, 1_000_000)  # until main's ranged flag types reach this module
 
 NAME = "train"
 HELP = "train a YOLOv5 (from official weights, a checkpoint or a yaml) with YOLOv5's loss and schedule"

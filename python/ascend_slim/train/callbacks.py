@@ -18,7 +18,9 @@ Call order (every hook gets the trainer; read ``trainer.model`` (the bare traini
                 after_backward         gradients are unscaled, summed over the accumulated batches and
                                        (DDP) averaged over ranks; nothing has been clipped or stepped yet
                 clip gradient norm at 10, scaler.step(optimizer), scaler.update(), EMA update
-        validation (main rank), results.csv, last.pt / best.pt
+        validation (main rank)
+        epoch_metrics(epoch)           main rank only; values added to the epoch's results.csv row
+        results.csv, last.pt / best.pt
         on_epoch_end(epoch, metrics)   main rank only; ``metrics`` holds the epoch's row of results.csv
     on_fit_end                         once, after the last epoch (main rank only)
 
@@ -77,6 +79,10 @@ class Callback:
 
     def after_backward(self, trainer: Trainer) -> None:
         """After ``scaler.unscale_``, before gradient clipping, the optimiser step and the EMA update."""
+
+    def epoch_metrics(self, trainer: Trainer, epoch: int) -> dict[str, float]:
+        """Values (name -> number) to add to ``epoch``'s results.csv row; main rank, after validation."""
+        return {}
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         """After validation and saving, main rank only; ``metrics`` is the epoch's results.csv row."""

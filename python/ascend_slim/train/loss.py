@@ -49,8 +49,8 @@ def bbox_ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torc
     diagonal2 = enclosing_w**2 + enclosing_h**2 + eps
     centre_dist2 = (x2 - x1) ** 2 + (y2 - y1) ** 2
     v = (4 / math.pi**2) * (torch.atan(w2 / h2) - torch.atan(w1 / h1)) ** 2
-    with torch.no_grad():
-        alpha = v / (v - iou + (1 + eps))
+    with torch.no_grad():  # clamped: identical boxes can round to iou > 1 + eps with v = 0 (0/0 in YOLOv5)
+        alpha = v / (v - iou + (1 + eps)).clamp(min=eps)
     return iou - (centre_dist2 / diagonal2 + v * alpha)
 
 

@@ -289,6 +289,8 @@ class Trainer:
             tqdm.write("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         row.update({f"lr/pg{j}": group["lr"] for j, group in enumerate(self.optimizer.param_groups)})
         row.update({"time/epoch_s": self.timing.total_s, "time/data_share": self.timing.data_share})
+        for cb in self.callbacks:
+            row.update(cb.epoch_metrics(self, epoch))
         self.results.append(row)
         self.results.write_csv(self.save_dir / "results.csv")
         self.results.plot(self.save_dir / "results.png")

@@ -1,0 +1,1 @@
+"""Recipes: multi-stage workflows built from the library (training, pruning, distillation, export, deploy)."""
