@@ -23,6 +23,7 @@ columns), ``sparsity/gamma_epoch<E>.png`` (one histogram per epoch) and ``sparsi
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +70,15 @@ class SparsityRegularizer(Callback):
     """The L1 subgradient on prunable BN scales (and optionally biases), plus per-epoch γ statistics and plots.
 
     ``rate`` SR > 0, ``decay`` in [0, 1] (SR falls linearly to ``(1 − decay)·SR`` by the last epoch), ``beta``
-    K >= 0 (the bias term ``K·SR·sign(β)``, constant). ``plots``: write the PNGs under ``save_dir/sparsity``.
+    K >= 0 (the bias term ``K·SR·sign(β)``, constant). ``channels``: penalise only these channels (BN name ->
+    channel indices, e.g. the ones a prune plan removes; BNs not named are left alone); None: every channel.
+    ``plots``: write the PNGs under ``save_dir/sparsity``.
     """
 
     name = "sparsity"
 
-    def __init__(self, rate: float, decay: float = 0.9, beta: float = 0.0, plots: bool = True) -> None:
+    def __init__(self, rate: float, decay: float = 0.9, beta: float = 0.0,
+                 channels: Mapping[str, Sequence[int]] | None = None, plots: bool = True) -> None:
         if not rate > 0:
             raise AscendSlimError(f"sparsity rate must be positive, got {rate}")
         if not 0.0 <= decay <= 1.0:
@@ -82,7 +86,8 @@ class SparsityRegularizer(Callback):
         if beta < 0:
             raise AscendSlimError(f"sparsity beta factor must be 0 or more, got {beta}")
         self.rate, self.decay, self.beta, self.plots = float(rate), float(decay), float(beta), plots
-        self.batchnorms: list[nn.BatchNorm2d] = []
+        self.channels = None if channels is None else {k: [int(i) for i in v] for k, v in channels.items()}
+        self.batchnorms: list[tuple[nn.BatchNorm2d, torch.Tensor | None]] = []  # (BN, channel mask or None: all)
         self.edges: list[float] = []  # histogram bin edges, fixed at the first epoch so epochs compare
         self.history: list[dict] = []  # per finished epoch: epoch, histogram counts and gamma_stats
 
@@ -91,15 +96,28 @@ class SparsityRegularizer(Callback):
         return self.rate * (1.0 - self.decay * epoch / epochs)
 
     def on_fit_start(self, trainer) -> None:
-        self.batchnorms = list(prunable_batchnorms(trainer.model).values())
+        batchnorms = prunable_batchnorms(trainer.model)
+        unknown = sorted(set(self.channels or ()) - set(batchnorms))
+        if unknown:
+            raise AscendSlimError(f"sparsity channels name BatchNorms the model lacks: {', '.join(unknown[:3])}")
+        self.batchnorms = []
+        for name, bn in batchnorms.items():
+            if self.channels is None:
+                self.batchnorms.append((bn, None))
+            elif self.channels.get(name):
+                mask = torch.zeros(bn.num_features, device=bn.weight.device)
+                mask[self.channels[name]] = 1.0
+                self.batchnorms.append((bn, mask))
 
     def after_backward(self, trainer) -> None:
         gamma_rate = self.rate_at(trainer.epoch, trainer.epochs)
         with torch.no_grad():
-            for bn in self.batchnorms:
-                _add_to_grad(bn.weight, gamma_rate * torch.sign(bn.weight))
+            for bn, mask in self.batchnorms:
+                gamma_term = gamma_rate * torch.sign(bn.weight)
+                _add_to_grad(bn.weight, gamma_term if mask is None else gamma_term * mask)
                 if self.beta:
-                    _add_to_grad(bn.bias, self.beta * self.rate * torch.sign(bn.bias))
+                    beta_term = self.beta * self.rate * torch.sign(bn.bias)
+                    _add_to_grad(bn.bias, beta_term if mask is None else beta_term * mask)
 
     def epoch_metrics(self, trainer, epoch: int) -> dict[str, float]:
         model = trainer.ema.ema if trainer.ema is not None else trainer.model
@@ -117,8 +135,8 @@ class SparsityRegularizer(Callback):
         return {"sparsity/rate": self.rate_at(epoch, trainer.epochs), **{f"sparsity/{k}": v for k, v in stats.items()}}
 
     def state_dict(self) -> dict:
-        return {"rate": self.rate, "decay": self.decay, "beta": self.beta, "edges": list(self.edges),
-                "history": list(self.history)}
+        return {"rate": self.rate, "decay": self.decay, "beta": self.beta, "channels": self.channels,
+                "edges": list(self.edges), "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         self.edges, self.history = list(state["edges"]), list(state["history"])
@@ -126,7 +144,7 @@ class SparsityRegularizer(Callback):
     @classmethod
     def from_state(cls, state: dict, plots: bool = True) -> SparsityRegularizer:
         """The callback a checkpoint was trained with (its settings and history), to resume that run."""
-        callback = cls(state["rate"], state["decay"], state["beta"], plots=plots)
+        callback = cls(state["rate"], state["decay"], state["beta"], state["channels"], plots=plots)
         callback.load_state_dict(state)
         return callback
 
