@@ -13,8 +13,10 @@ min/max range, so its "entropy" equals minmax).
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Sequence
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +131,11 @@ def compute_ranges(model_path: str | Path, reader: LetterboxCalibrationReader, m
         calibrator = create_calibrator(Path(model_path), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=ort_method, extra_options=options)
         try:
-            for start in range(0, len(reader), CHUNK_BATCHES):
-                reader.set_range(start, start + CHUNK_BATCHES)
-                calibrator.collect_data(reader)
-            ranges = calibrator.compute_data()
+            with redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
+                for start in range(0, len(reader), CHUNK_BATCHES):
+                    reader.set_range(start, start + CHUNK_BATCHES)
+                    calibrator.collect_data(reader)
+                ranges = calibrator.compute_data()
         finally:
             reader.close()
             del calibrator  # its inference session holds the augmented model

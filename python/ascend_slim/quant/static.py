@@ -39,6 +39,7 @@ class QuantizeReport:
     float_nodes: list[str]
     quantized_convs: int
     float_convs: int
+    calibration_batches: int
     history: dict = field(default_factory=dict)
 
 
@@ -188,4 +189,4 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     with atomic_output(output) as tmp_out:
         onnx.save(result, str(tmp_out))
     quantized_convs, float_convs = _conv_counts(result)
-    return QuantizeReport(output, float_nodes, quantized_convs, float_convs, entry)
+    return QuantizeReport(output, float_nodes, quantized_convs, float_convs, len(reader), entry)
