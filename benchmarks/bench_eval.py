@@ -14,9 +14,7 @@ from _common import DATA, parser, write_json, yolov5n_onnx
 from ascend_slim import Detector
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.data.voc import load_voc
-from ascend_slim.evaluation.metrics import evaluate
-from ascend_slim.evaluation.runner import detect_dataset
-from ascend_slim.profiling import StageTimes
+from ascend_slim.evaluation import detect_dataset, score_detections
 
 
 def main() -> None:
@@ -24,12 +22,12 @@ def main() -> None:
     ds = load_voc(DATA / "VOCdevkit", year="2007", split="test", class_names=VOC_CLASSES)
     det = Detector(yolov5n_onnx(), conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, num_threads=1)
     det.predict(ds.image_path(ds.ids[0]))  # warm-up
-    det.times = times = StageTimes()
-    start = time.perf_counter()
-    detections = detect_dataset(det, ds)
-    with times.measure("metric"):
-        result = evaluate(detections, ds.annotations, ds.class_names)
-    wall = time.perf_counter() - start
+    with det.timing() as times:
+        start = time.perf_counter()
+        detections = detect_dataset(det, ds, progress=False)
+        with times.measure("metric"):
+            result = score_detections(detections, ds.annotations, ds.class_names)
+        wall = time.perf_counter() - start
     summary = times.summary()
     busy = sum(s["total_s"] for s in summary.values())
     print(f"{len(ds.ids)} images in {wall:.1f} s wall = {len(ds.ids) / wall:.1f} images/s "

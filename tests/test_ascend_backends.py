@@ -19,13 +19,13 @@ import pytest
 
 from ascend_slim import Detector, core
 from ascend_slim.ascend.aipp import apply_aipp, rgb_to_nv12, yolov5_aipp
-from ascend_slim.ascend.backends import open_ascend_backend
-from ascend_slim.ascend.mindx_backend import MindXObjectRoute
 from ascend_slim.ascend.model_facts import onnx_meta, sidecar_text
 from ascend_slim.ascend.pipelines import pipeline_chain
 from ascend_slim.ascend.postprocess_cfg import Thresholds, parse_cfg
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.errors import AscendSlimError
+from ascend_slim.runtime.factory import open_ascend_backend
+from ascend_slim.runtime.mindx_backend import MindXObjectRoute
 
 SIZE = 256
 

@@ -42,7 +42,7 @@ def test_committed_defaults_equal_generator_output() -> None:
     files = default_files()
     for rel_path, text in files.items():
         committed = REPO_ROOT / rel_path
-        assert committed.is_file(), f"{rel_path} missing: run python -m ascend_slim.ascend.bundle --write-defaults ."
+        assert committed.is_file(), f"{rel_path} missing: run ascend-slim deploy --write-defaults ."
         assert committed.read_text(encoding="utf-8") == text, f"{rel_path} differs from the generator's output"
     ascend_files = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "pipeline").iterdir()}
     assert ascend_files == {p for p in files if p.startswith("pipeline/")}

@@ -41,6 +41,17 @@ def test_detect_draws_images_and_labels(yolov5n_onnx: Path, images_dir: Path, tm
     assert all(0 <= float(v) <= 1 for line in lines for v in line.split()[1:5])
 
 
+def test_detect_nosave_writes_no_images(yolov5n_onnx: Path, images_dir: Path, tmp_path: Path) -> None:
+    out = cli("detect", "--weights", yolov5n_onnx, "--source", images_dir, "--out", tmp_path / "none", "--nosave")
+    assert out.returncode == 0, out.stderr
+    assert "nothing written" in out.stdout and not (tmp_path / "none").exists()
+    out = cli("detect", "--weights", yolov5n_onnx, "--source", images_dir, "--out", tmp_path / "txt", "--nosave",
+              "--save-txt")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.relative_to(tmp_path / "txt").as_posix() for p in (tmp_path / "txt").rglob("*.*")) == [
+        "labels/bus.txt", "labels/zidane.txt"]
+
+
 def test_detect_with_image_set(yolov5n_onnx: Path, voc_root: Path, tmp_path: Path) -> None:
     ids = (voc_root / "VOC2007/ImageSets/Main/test.txt").read_text().split()[:3]
     image_set = tmp_path / "ids.txt"

@@ -133,7 +133,7 @@ def test_static_model_refuses_other_sizes(yolov5n_pt: Path, tmp_path: Path) -> N
 
 def test_om_weights_go_to_the_ascend_backend_with_the_device_index(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import ascend_slim.ascend.backends as backends
+    import ascend_slim.runtime.factory as backends
 
     calls = []
 

@@ -11,7 +11,7 @@ from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.data.voc import load_voc
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.evaluation.detfiles import read_det_files, round_as_written, write_det_files
-from ascend_slim.evaluation.metrics import evaluate
+from ascend_slim.evaluation.metrics import score_detections
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +119,8 @@ def test_round_trip_and_from_txt_scores_equal_in_memory_scores(tmp_path: Path, v
     assert back.keys() == detections.keys()
     for image_id, d in detections.items():  # same rows; the reader groups them by class
         np.testing.assert_array_equal(_sorted_rows(back[image_id]), _sorted_rows(d))
-    in_memory = evaluate(detections, voc_test.annotations, VOC_CLASSES)
-    from_txt = evaluate(back, voc_test.annotations, VOC_CLASSES)
+    in_memory = score_detections(detections, voc_test.annotations, VOC_CLASSES)
+    from_txt = score_detections(back, voc_test.annotations, VOC_CLASSES)
     np.testing.assert_array_equal(in_memory.ap, from_txt.ap)
     np.testing.assert_array_equal(in_memory.ap50_voc07, from_txt.ap50_voc07)
 
@@ -134,11 +134,11 @@ def test_float32_detections_scored_in_memory_equal_their_det_files(tmp_path: Pat
         d[:, 4] = rng.random(len(d)) * 1e-3  # 16,680 scores below 0.001: ties after rounding
         detections[image_id] = d.astype(np.float32).astype(np.float64)
     write_det_files(tmp_path, detections, VOC_CLASSES)
-    from_txt = evaluate(read_det_files(tmp_path, VOC_CLASSES), voc_test.annotations, VOC_CLASSES)
-    rounded = evaluate(round_as_written(detections), voc_test.annotations, VOC_CLASSES)
+    from_txt = score_detections(read_det_files(tmp_path, VOC_CLASSES), voc_test.annotations, VOC_CLASSES)
+    rounded = score_detections(round_as_written(detections), voc_test.annotations, VOC_CLASSES)
     np.testing.assert_array_equal(rounded.ap, from_txt.ap)
     np.testing.assert_array_equal(rounded.ap50_voc07, from_txt.ap50_voc07)
-    unrounded = evaluate(detections, voc_test.annotations, VOC_CLASSES)
+    unrounded = score_detections(detections, voc_test.annotations, VOC_CLASSES)
     assert np.abs(unrounded.ap - from_txt.ap).max() > 0  # the ties do change something without rounding
 
 
@@ -146,7 +146,7 @@ def test_real_annotations_match_the_devkit_loop(tmp_path: Path, voc_test):
     # overlapping objects, difficult objects, duplicates, wrong classes: all rules at once on the real subset
     detections = _synthetic_detections(voc_test, seed=5, per_image=12)
     write_det_files(tmp_path, detections, VOC_CLASSES)
-    res = evaluate(read_det_files(tmp_path, VOC_CLASSES), voc_test.annotations, VOC_CLASSES)
+    res = score_detections(read_det_files(tmp_path, VOC_CLASSES), voc_test.annotations, VOC_CLASSES)
     assert 0.2 < res.mean("ap50") < 0.9  # a non-trivial mixture of hits and misses
     for c, name in enumerate(VOC_CLASSES):
         det_file = tmp_path / f"det_test_{name}.txt"

@@ -10,9 +10,9 @@ from ascend_slim.evaluation.metrics import (
     IOU_THRESHOLDS,
     VOC07_RECALL_POINTS,
     all_point_ap,
-    evaluate,
     interpolated_ap,
     iou_plus1,
+    score_detections,
 )
 
 NAMES = ("a", "b", "c")
@@ -57,7 +57,7 @@ def test_duplicates_misses_and_both_ap_methods():
         "A": det([0, 0, 9, 9, 0.9, 0], [0, 0, 9, 9, 0.8, 0]),  # TP on g1, then a duplicate of g1 -> FP
         "B": det([50, 50, 59, 59, 0.7, 0], [0, 0, 9, 9, 0.6, 0]),  # no overlap -> FP; g3 -> TP
     }
-    res = evaluate(detections, annotations, NAMES)
+    res = score_detections(detections, annotations, NAMES)
     # score order TP FP FP TP: recall 1/4 1/4 1/4 2/4, precision 1 1/2 1/3 1/2
     recall, precision = res.curves[0]
     np.testing.assert_allclose(recall, [0.25, 0.25, 0.25, 0.5])
@@ -75,16 +75,16 @@ def test_ties_keep_input_order_within_and_across_images():
     annotations = {"A": ann([[1, 1, 10, 10]], [0])}
     tp, fp = [0, 0, 9, 9, 0.5, 0], [100, 100, 109, 109, 0.5, 0]
     # TP first: recall 1 1, precision 1 1/2 -> AP 1; FP first: recall 0 1, precision 0 1/2 -> AP 1/2
-    assert evaluate({"A": det(tp, fp)}, annotations, NAMES).ap50[0] == pytest.approx(1.0)
-    fp_first = evaluate({"A": det(fp, tp)}, annotations, NAMES)
+    assert score_detections({"A": det(tp, fp)}, annotations, NAMES).ap50[0] == pytest.approx(1.0)
+    fp_first = score_detections({"A": det(fp, tp)}, annotations, NAMES)
     assert fp_first.ap50[0] == pytest.approx(0.5)
     assert fp_first.ap50_voc07[0] == pytest.approx(0.5)  # max precision at recall >= t is 1/2 for every t
     # across images the annotation order breaks the tie: image "Z" (an FP) before "A" -> 1/2, after -> 1
     two = {"A": det(tp), "Z": det(fp)}
     z_first = {"Z": ann([[150, 150, 160, 160]], [1]), "A": annotations["A"]}
     z_last = {"A": annotations["A"], "Z": z_first["Z"]}
-    assert evaluate(two, z_first, NAMES).ap50[0] == pytest.approx(0.5)
-    assert evaluate(two, z_last, NAMES).ap50[0] == pytest.approx(1.0)
+    assert score_detections(two, z_first, NAMES).ap50[0] == pytest.approx(0.5)
+    assert score_detections(two, z_last, NAMES).ap50[0] == pytest.approx(1.0)
 
 
 def test_difficult_objects_count_neither_way():
@@ -98,7 +98,7 @@ def test_difficult_objects_count_neither_way():
             [100, 100, 109, 109, 0.6, 0],  # FP
         )
     }
-    res = evaluate(detections, annotations, NAMES)
+    res = score_detections(detections, annotations, NAMES)
     assert res.npos[0] == 1
     # ignored detections are dropped: TP FP -> recall 1 1, precision 1 1/2 -> AP 1 by both methods
     np.testing.assert_allclose(res.curves[0][1], [1.0, 0.5])
@@ -111,7 +111,7 @@ def test_best_overlap_decides_even_when_it_is_difficult():
     # 80 / 120 = 0.667 with g1. The devkit takes the best overlap, g2, so the detection is ignored and g1 is
     # never found: AP 0 (COCO's matcher would give it to g1 instead).
     annotations = {"A": ann([[1, 1, 10, 10], [3, 1, 12, 10]], [0, 0], [False, True])}
-    res = evaluate({"A": det([2, 0, 11, 9, 0.9, 0])}, annotations, NAMES)
+    res = score_detections({"A": det([2, 0, 11, 9, 0.9, 0])}, annotations, NAMES)
     assert res.npos[0] == 1
     assert len(res.curves[0][0]) == 0
     assert res.ap50[0] == 0.0 and res.ap50_voc07[0] == 0.0
@@ -120,9 +120,9 @@ def test_best_overlap_decides_even_when_it_is_difficult():
 def test_iou_must_exceed_threshold():
     # GT 20x10 pixels. Det of 10x10 inside: IoU 100/200 = 0.5 exactly -> not a match at 0.5 (IoU > t).
     annotations = {"A": ann([[1, 1, 20, 10]], [0])}
-    assert evaluate({"A": det([0, 0, 9, 9, 0.9, 0])}, annotations, NAMES).ap50[0] == 0.0
+    assert score_detections({"A": det([0, 0, 9, 9, 0.9, 0])}, annotations, NAMES).ap50[0] == 0.0
     # 11x10 inside: IoU 110/200 = 0.55 -> a match at 0.5, not at the sample's 0.55
-    res = evaluate({"A": det([0, 0, 10, 9, 0.9, 0])}, annotations, NAMES)
+    res = score_detections({"A": det([0, 0, 10, 9, 0.9, 0])}, annotations, NAMES)
     assert res.ap50[0] == 1.0 and res.ap55_sample[0] == 0.0
 
 
@@ -130,7 +130,7 @@ def test_iou_averaged_ap():
     # det shifted by one pixel: IoU 90/110 = 0.818 -> a hit at 0.50 ... 0.80 (7 thresholds), a miss at
     # 0.85, 0.90, 0.95 -> AP 1 at 7 thresholds, 0 at 3 -> AP@0.5:0.95 = 0.7
     annotations = {"A": ann([[1, 1, 10, 10]], [0])}
-    res = evaluate({"A": det([1, 0, 10, 9, 0.9, 0])}, annotations, NAMES)
+    res = score_detections({"A": det([1, 0, 10, 9, 0.9, 0])}, annotations, NAMES)
     np.testing.assert_array_equal(res.ap[0], [1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
     assert res.ap50_95[0] == pytest.approx(0.7)
 
@@ -139,7 +139,7 @@ def test_predictions_are_shifted_to_one_based_pixels():
     # the 0-based prediction [0, 0, 9, 9] is the XML box [1, 1, 10, 10]; unshifted it would have IoU 0.68 and
     # miss at 0.7
     annotations = {"A": ann([[1, 1, 10, 10]], [0])}
-    res = evaluate({"A": det([0, 0, 9, 9, 0.9, 0])}, annotations, NAMES)
+    res = score_detections({"A": det([0, 0, 9, 9, 0.9, 0])}, annotations, NAMES)
     np.testing.assert_array_equal(res.ap[0], np.ones(len(IOU_THRESHOLDS)))
 
 
@@ -154,7 +154,7 @@ def test_empty_classes_images_without_objects_and_class_without_gt():
         "A": det([0, 0, 9, 9, 0.9, 0]),
         "unlisted": det([0, 0, 9, 9, 0.9, 0]),  # not in the annotations -> ignored, counted
     }
-    res = evaluate(detections, annotations, NAMES)
+    res = score_detections(detections, annotations, NAMES)
     # class a: FP then TP -> recall 0 1, precision 0 1/2 -> 1/2 by both methods
     assert res.ap50[0] == pytest.approx(0.5) and res.ap50_voc07[0] == pytest.approx(0.5)
     assert res.ap50[1] == 0.0 and res.ap50_voc07[1] == 0.0
@@ -171,18 +171,18 @@ def test_empty_classes_images_without_objects_and_class_without_gt():
 
 
 def test_no_detections_at_all():
-    res = evaluate({}, {"A": ann([[1, 1, 10, 10]], [0])}, NAMES)
+    res = score_detections({}, {"A": ann([[1, 1, 10, 10]], [0])}, NAMES)
     assert res.ap50[0] == 0.0 and res.ap50_voc07[0] == 0.0 and res.mean("ap50_95") == 0.0
 
 
 def test_bad_detection_arrays_are_rejected():
     annotations = {"A": ann([[1, 1, 10, 10]], [0])}
     with pytest.raises(ValueError, match="shape"):
-        evaluate({"A": np.zeros((2, 5))}, annotations, NAMES)
+        score_detections({"A": np.zeros((2, 5))}, annotations, NAMES)
     with pytest.raises(ValueError, match="class ids"):
-        evaluate({"A": det([0, 0, 9, 9, 0.9, 3])}, annotations, NAMES)
+        score_detections({"A": det([0, 0, 9, 9, 0.9, 3])}, annotations, NAMES)
     with pytest.raises(ValueError, match="NaN"):
-        evaluate({"A": det([0, 0, 9, 9, np.nan, 0])}, annotations, NAMES)
+        score_detections({"A": det([0, 0, 9, 9, np.nan, 0])}, annotations, NAMES)
 
 
 def test_ap_functions_match_their_definitions_on_random_curves():
@@ -283,7 +283,7 @@ def scene_and_coco():
     with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints progress
         coarse = _coco_eval(annotations, detections, VOC07_RECALL_POINTS)
         fine = _coco_eval(annotations, detections, np.linspace(0, 1, 10001))
-    return evaluate(detections, annotations, NAMES), coarse, fine
+    return score_detections(detections, annotations, NAMES), coarse, fine
 
 
 def test_eleven_point_ap_equals_cocoeval_with_eleven_recall_points(scene_and_coco):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ascend_slim.data.voc import Annotation
-from ascend_slim.evaluation.metrics import evaluate
+from ascend_slim.evaluation.metrics import score_detections
 from ascend_slim.evaluation.plots import plot_class_ap, plot_pr_curves
 from ascend_slim.evaluation.report import format_table, write_json
 
@@ -23,7 +23,7 @@ def result():
     gt = Annotation(np.array([[1.0, 1, 10, 10], [21, 21, 30, 30]]), np.array([0, 1]), np.zeros(2, bool), 50, 50)
     dets = np.array([[0, 0, 9, 9, 0.9, 0], [40, 40, 45, 45, 0.8, 0], [40, 40, 45, 45, 0.7, 1],
                      [20, 20, 29, 29, 0.6, 1], [0, 0, 9, 9, 0.5, 2]])
-    return evaluate({"A": dets, "elsewhere": dets[:1]}, {"A": gt}, NAMES)
+    return score_detections({"A": dets, "elsewhere": dets[:1]}, {"A": gt}, NAMES)
 
 
 def test_table(result):

@@ -6,6 +6,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -17,7 +18,9 @@ import numpy as np
 from . import core
 from .errors import AscendSlimError
 from .imageio import read_image
+from .meta import as_hw
 from .profiling import StageTimes, maybe_measure
+from .runtime.base import Backend
 from .runtime.factory import open_backend
 from .weights import resolve_weights
 
@@ -93,6 +96,8 @@ class Detector:
 
     ``weights``: ``.pt`` (official Ultralytics or ascend-slim; exported to a cached ONNX), ``.onnx``
     (ascend-slim export) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or the official yolov5s.
+    ``backend`` names the backend (``auto`` picks by file type) or is an open :class:`Backend` (then
+    ``weights`` is only a label), e.g. ``TorchBackend.from_model(model)`` to run an in-memory model.
     ``img_size`` defaults to the model's own size (640 for checkpoints). ``rect`` letterboxes each image to
     the smallest stride multiple around ``img_size`` (as Ultralytics ``detect.py``) instead of the full square;
     it needs a model with dynamic input size and is the default for those (``.pt`` weights run as a dynamic
@@ -102,7 +107,7 @@ class Detector:
     threads per inference (default: all cores; 1 is best for ``stream`` throughput, one worker per core).
     """
 
-    def __init__(self, weights: str | Path | None = None, backend: str = "auto",
+    def __init__(self, weights: str | Path | None = None, backend: str | Backend = "auto",
                  img_size: int | None = None, conf_thres: float = 0.25, iou_thres: float = 0.45,
                  max_det: int = 1000, classes: Sequence[int | str] | None = None, multi_label: bool = False,
                  mode: str = "yolov5", rect: bool | None = None, device: str = "cpu",
@@ -113,17 +118,21 @@ class Detector:
             raise AscendSlimError(f"max_det must be at least 1, got {max_det}")
         if mode not in POSTPROCESS_MODES:
             raise AscendSlimError(f"unknown postprocess mode {mode!r}: choose {' or '.join(POSTPROCESS_MODES)}")
-        self.weights = resolve_weights(weights)
         self.num_threads = num_threads
-        self.backend = open_backend(self.weights, backend, img_size=img_size or 640, device=device,
-                                    providers=providers, num_threads=num_threads)
+        if isinstance(backend, Backend):
+            self.weights = Path(weights or backend.name)
+            self.backend = backend
+        else:
+            self.weights = resolve_weights(weights)
+            self.backend = open_backend(self.weights, backend, img_size=img_size or 640, device=device,
+                                        providers=providers, num_threads=num_threads)
         self.meta = self.backend.meta
         stride = int(max(self.meta.strides))
         if self.meta.dynamic:
             if img_size is not None and img_size % stride:
                 raise AscendSlimError(f"--img {img_size} must be a multiple of the model stride {stride}")
-            self.img_size = (img_size, img_size) if img_size else self.meta.img_size
-        elif img_size is not None and (img_size, img_size) != self.meta.img_size:
+            self.img_size = as_hw(img_size) if img_size else self.meta.img_size
+        elif img_size is not None and as_hw(img_size) != self.meta.img_size:
             raise AscendSlimError(
                 f"{self.weights.name} takes {self.meta.img_size[1]}x{self.meta.img_size[0]} input, not "
                 f"{img_size}: export it again with --img {img_size} or drop --img"
@@ -139,11 +148,27 @@ class Detector:
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.multi_label, self.mode = multi_label, mode
         self.classes = self._class_ids(classes) if classes is not None else None
-        self.times: StageTimes | None = None  # set to a StageTimes to record per-stage wall-clock durations
+        self._times: StageTimes | None = None  # set only inside ``timing()``
 
     @property
     def names(self) -> list[str]:
         return self.meta.names
+
+    @contextmanager
+    def timing(self) -> Iterator[StageTimes]:
+        """Record the wall-clock duration of every stage call made inside the block.
+
+        >>> with det.timing() as times:             # doctest: +SKIP
+        ...     det.predict("bus.jpg")
+        >>> times.summary()["inference"]["p50_ms"]  # doctest: +SKIP
+        """
+        if self._times is not None:
+            raise RuntimeError("Detector.timing() blocks cannot be nested")
+        self._times = StageTimes()
+        try:
+            yield self._times
+        finally:
+            self._times = None
 
     def _class_ids(self, classes: Sequence[int | str]) -> list[int]:
         ids = []
@@ -161,10 +186,10 @@ class Detector:
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, images: Sequence[ImageLike], keep_images: bool = False) -> Prepared:
         """Read (if paths) and letterbox a batch into the backend's input tensor."""
-        with maybe_measure(self.times, "decode"):
+        with maybe_measure(self._times, "decode"):
             arrays = [read_image(im) if not isinstance(im, np.ndarray) else im for im in images]
         sources = [str(im) if not isinstance(im, np.ndarray) else None for im in images]
-        with maybe_measure(self.times, "preprocess"):
+        with maybe_measure(self._times, "preprocess"):
             tensor, ratios, pads = core.preprocess(arrays, self.img_size, auto=self.rect, stride=self.stride,
                                                    dtype=self.backend.input_dtype, layout=self.backend.input_layout)
         return Prepared(tensor, ratios, pads, [a.shape[:2] for a in arrays], sources,
@@ -174,7 +199,7 @@ class Detector:
         """Run the model on a batch, padding it to the model's static batch size."""
         n, batch = tensor.shape[0], self.batch
         if n == batch:
-            with maybe_measure(self.times, "inference"):
+            with maybe_measure(self._times, "inference"):
                 return self.backend.run(tensor)
         if n > batch:
             parts = [self.infer(tensor[i:i + batch]) for i in range(0, n, batch)]
@@ -183,14 +208,17 @@ class Detector:
         padded[:n] = tensor
         return [out[:n] for out in self.infer(padded)]
 
-    def postprocess(self, outputs: list[np.ndarray], prepared: Prepared) -> list[Detections]:
-        """Decode, NMS and map boxes back to each original image."""
-        with maybe_measure(self.times, "postprocess"):
-            return self._postprocess(outputs, prepared)
+    def postprocess(self, outputs: list[np.ndarray], prepared: Prepared,
+                    classes: Sequence[int] | None = None) -> list[Detections]:
+        """Decode, NMS and map boxes back to each original image; ``classes`` (ids) replaces the Detector's
+        class filter for this call."""
+        with maybe_measure(self._times, "postprocess"):
+            return self._postprocess(outputs, prepared, self.classes if classes is None else classes)
 
-    def _postprocess(self, outputs: list[np.ndarray], prepared: Prepared) -> list[Detections]:
+    def _postprocess(self, outputs: list[np.ndarray], prepared: Prepared,
+                     classes: Sequence[int] | None) -> list[Detections]:
         kwargs = dict(conf_thres=self.conf_thres, iou_thres=self.iou_thres, max_det=self.max_det,
-                      multi_label=self.multi_label, classes=self.classes, mode=self.mode)
+                      multi_label=self.multi_label, classes=classes, mode=self.mode)
         if self.meta.head == "decoded":
             per_image = core.postprocess_decoded(outputs[0], **kwargs)
         else:
@@ -216,7 +244,7 @@ class Detector:
         return results[0] if single else results
 
     def stream(self, sources: Iterable[ImageLike], workers: int | None = None, prefetch: int = 4,
-               keep_images: bool = False) -> Iterator[Detections]:
+               keep_images: bool = False, classes: Sequence[int | str] | None = None) -> Iterator[Detections]:
         """Detections for many images, in input order, with work overlapped in threads.
 
         Backends that run several inferences at once (onnxruntime) process ``workers`` images concurrently,
@@ -225,12 +253,14 @@ class Detector:
         inference in order while decode/preprocess run ``prefetch`` batches ahead in ``workers`` threads and
         postprocess overlaps the next inference. The C++ core releases the GIL throughout. ``keep_images``
         returns each decoded image in ``Detections.image`` (e.g. for drawing) instead of decoding it again.
+        ``classes`` (ids or names) replaces the Detector's class filter for this call.
         """
+        class_ids = self._class_ids(classes) if classes is not None else None
         batches = _chunks(iter(sources), self.batch)
         if self.backend.concurrent:
             workers = workers or os.cpu_count() or 2
             with ThreadPoolExecutor(workers) as pool:
-                detect = partial(self._detect_batch, keep_images=keep_images)
+                detect = partial(self._detect_batch, keep_images=keep_images, classes=class_ids)
                 for results in _ordered_map(pool, detect, batches, workers + prefetch):
                     yield from results
             return
@@ -240,13 +270,14 @@ class Detector:
                 outputs = self.infer(prepared.tensor)
                 if post is not None:
                     yield from post.result()
-                post = pool.submit(self.postprocess, outputs, prepared)
+                post = pool.submit(self.postprocess, outputs, prepared, class_ids)
             if post is not None:
                 yield from post.result()
 
-    def _detect_batch(self, batch: Sequence[ImageLike], keep_images: bool = False) -> list[Detections]:
+    def _detect_batch(self, batch: Sequence[ImageLike], keep_images: bool = False,
+                      classes: Sequence[int] | None = None) -> list[Detections]:
         prepared = self.prepare(batch, keep_images)
-        return self.postprocess(self.infer(prepared.tensor), prepared)
+        return self.postprocess(self.infer(prepared.tensor), prepared, classes)
 
     def close(self) -> None:
         self.backend.close()

@@ -13,10 +13,9 @@ from torch import nn
 
 from .errors import AscendSlimError
 from .fileio import atomic_output
+from .meta import HEAD_LAYOUTS, as_hw, raw_head_names
 from .model.common import Focus
 from .model.yolo import YOLOv5
-
-HEADS = ("raw", "decoded")
 
 
 class _RawHeads(nn.Module):
@@ -55,7 +54,7 @@ def deployable(model: YOLOv5) -> YOLOv5:
 
 
 def _size(img_size: int | tuple[int, int], stride: int) -> tuple[int, int]:
-    h, w = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+    h, w = as_hw(img_size)
     if h <= 0 or w <= 0 or h % stride or w % stride:
         raise AscendSlimError(f"image size {h}x{w} must be positive multiples of the model stride {stride}")
     return h, w
@@ -73,7 +72,7 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
     ``[batch, K, 5 + nc]`` (xywh pixels, sigmoid scores). ``metadata_props`` carry :class:`ModelMeta`, with an
     export step (and ``history_note``) appended to the model history.
     """
-    if head not in HEADS:
+    if head not in HEAD_LAYOUTS:
         raise AscendSlimError(f"unknown head layout {head!r}: choose 'raw' or 'decoded'")
     if batch < 1:
         raise AscendSlimError(f"batch must be >= 1, got {batch}")
@@ -82,7 +81,7 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
     size = _size(img_size, int(max(model.strides)))
     net = deployable(model)
     wrapper = _RawHeads(net) if head == "raw" else _DecodedHead(net, size)
-    outputs = [f"head{i}" for i in range(len(net.strides))] if head == "raw" else ["output0"]
+    outputs = raw_head_names(len(net.strides)) if head == "raw" else ["output0"]
     axes = {name: {2: f"{name}_h", 3: f"{name}_w"} for name in ["images", *outputs]} if dynamic else None
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
@@ -92,10 +91,9 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
                           input_names=["images"], output_names=outputs, do_constant_folding=True,
                           dynamic_axes=axes)
     proto = onnx.load_from_string(buffer.getvalue())
-    meta = net.meta(size, head=head, batch=batch)
-    meta.dynamic = dynamic
-    meta.history.append({"action": "export_onnx", "opset": opset, "head": head, "img_size": list(size),
-                         "batch": batch, "dynamic": dynamic, **({"note": history_note} if history_note else {})})
+    step = {"action": "export_onnx", "opset": opset, "head": head, "img_size": list(size), "batch": batch,
+            "dynamic": dynamic, **({"note": history_note} if history_note else {})}
+    meta = net.meta(size, head=head, batch=batch, dynamic=dynamic, history=[step])
     for key, value in meta.to_props().items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

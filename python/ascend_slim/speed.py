@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .detector import Detector
 from .errors import AscendSlimError
 from .imageio import write_image
-from .profiling import STAGES, StageTimes
+from .profiling import STAGES
 
 
 def measure_speed(det: Detector, paths: Sequence[Path], warmup: int = 5, iters: int | None = None,
@@ -33,16 +33,15 @@ def measure_speed(det: Detector, paths: Sequence[Path], warmup: int = 5, iters: 
     for path in islice(cycle(paths), warmup):
         det.predict(path)
 
-    det.times = StageTimes()
     per_image = []
-    start = time.perf_counter()
-    for path in tqdm(list(islice(cycle(paths), n)), desc="speed (sequential)", unit="img"):
-        t0 = time.perf_counter()
-        det.predict(path)
-        per_image.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - start
-    stages = det.times.summary()
-    det.times = None
+    with det.timing() as times:
+        start = time.perf_counter()
+        for path in tqdm(list(islice(cycle(paths), n)), desc="speed (sequential)", unit="img"):
+            t0 = time.perf_counter()
+            det.predict(path)
+            per_image.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - start
+    stages = times.summary()
     e2e = np.asarray(per_image) * 1e3
     report = {
         "weights": str(det.weights), "backend": det.backend.name, "img_size": list(det.img_size),

@@ -19,9 +19,9 @@ from typing import TextIO
 
 from ..errors import AscendSlimError
 from .aipp import parse_aipp
+from .sdk import TOOLKIT_ENV
 
 SUCCESS_LINE = "ATC run success"
-CANN_ENV_SCRIPT = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
 HEAD_PERM = [0, 1, 3, 4, 2]  # view(bs, na, no, ny, nx).permute(0, 1, 3, 4, 2)
 
 
@@ -125,7 +125,7 @@ def render_convert_script(cmd: Sequence[str]) -> str:
     return (
         "#!/usr/bin/env bash\n"
         "# Convert the ONNX model to an Ascend .om with ATC. Run on a machine with the CANN toolkit:\n"
-        f"#   source {CANN_ENV_SCRIPT}\n"
+        f"#   source {TOOLKIT_ENV}\n"
         "set -euo pipefail\n"
         'cd "$(dirname "$0")"\n'
         + " \\\n    ".join(shlex.quote(arg) for arg in cmd) + "\n"
@@ -149,7 +149,7 @@ def run_atc(cmd: Sequence[str], om: str | Path, log: TextIO | None = None) -> Pa
     if shutil.which(cmd[0]) is None:
         raise AscendSlimError(
             f"ATC ('{cmd[0]}') is not on PATH: install the CANN toolkit (ascend-toolkit), run "
-            f"`source {CANN_ENV_SCRIPT}` and re-run, or run yourself: {command}"
+            f"`source {TOOLKIT_ENV}` and re-run, or run yourself: {command}"
         )
     before = _om_state(om)
     tail: deque[str] = deque(maxlen=5)

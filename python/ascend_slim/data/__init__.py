@@ -1,1 +1,7 @@
-"""Data sets shared by evaluation and training: Pascal VOC and YOLO-txt readers (torch-free)."""
+"""Data sets shared by evaluation and training.
+
+Torch-free (the inference path imports these): ``voc`` (Pascal VOC layout and safe XML), ``yolo_txt``
+(Ultralytics label files), ``samples`` (a training split from a VOCdevkit folder or an Ultralytics data yaml)
+and ``augment`` (YOLOv5's augmentations in numpy/OpenCV). With torch: ``dataset`` (``DetectionDataset``:
+letterboxed or augmented uint8 images and targets) and ``loader`` (``build_loader``, DDP-aware, seeded).
+"""

@@ -1,7 +1,8 @@
 """YOLO txt labels (Ultralytics format): one object per line, ``class cx cy w h`` normalised to [0, 1].
 
 Detection output adds a sixth column, the score (``detect --save-txt``). Both directions live here so the
-writer and the reader agree on the format.
+writer and the reader agree on the format, and so does the Ultralytics rule for where an image's label file
+is (:func:`label_path`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def format_yolo_lines(boxes: np.ndarray, class_ids: Sequence[int], image_shape: 
             line += f" {float(scores[i]):.5f}"
         lines.append(line + "\n")
     return "".join(lines)
+
+
+def label_path(image: str | Path) -> Path:
+    """Where Ultralytics keeps an image's label file: the last ``images`` folder of its path replaced by
+    ``labels`` and the suffix by ``.txt`` (beside the image if no folder is called ``images``)."""
+    parts = list(Path(image).parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
 
 
 def read_yolo_labels(path: str | Path, nc: int | None = None) -> np.ndarray:

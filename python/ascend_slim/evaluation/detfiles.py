@@ -8,15 +8,15 @@ as darknet/py-faster-rcnn ``comp4_det_test_<class>.txt``).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from ..classes import coco_name_for_voc
 from ..errors import AscendSlimError
+from ..fileio import atomic_output
 
 PREFIX = "det_test_"
 
@@ -65,29 +65,19 @@ def write_det_files(
     old file and a failure leaves no half-written file. Other files in the folder are left alone.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     lines = _format_lines(detections, len(class_names))
     targets = [out_dir / det_file_name(name) for name in class_names]
-    staged: list[str] = []
-    try:
-        for path, class_lines in zip(targets, lines):
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.writelines(class_lines)
-        for stale in out_dir.glob(f"{PREFIX}*.txt"):
+    with ExitStack() as stack:  # every file staged first; all renamed into place only if all were written
+        staged = [stack.enter_context(atomic_output(path)) for path in targets]
+        for tmp, class_lines in zip(staged, lines):
+            tmp.write_text("".join(class_lines), encoding="utf-8")
+        for stale in set(out_dir.glob(f"{PREFIX}*.txt")) - set(targets):
             stale.unlink()
-        for tmp, path in zip(staged, targets):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
     return targets
 
 
 def _parse_det_file(path: Path, class_id: int, rows: dict[str, list[list[float]]]) -> None:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a leading byte-order mark is dropped
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -131,3 +121,15 @@ def read_det_files(det_dir: str | Path, class_names: Sequence[str]) -> dict[str,
             f"({', '.join(class_names[:3])}, ...)"
         )
     return {image_id: np.asarray(r, dtype=np.float64) for image_id, r in rows.items()}
+
+
+def unknown_image_ids(detections: Mapping[str, np.ndarray], image_ids: Sequence[str], source: str,
+                      split: str) -> list[str]:
+    """The image ids of ``detections`` that are not in ``image_ids`` (sorted); raises AscendSlimError when there
+    are detections but none of them is for a listed image (files of another split or data set)."""
+    listed = set(image_ids)
+    unknown = sorted(set(detections) - listed)
+    if detections and len(unknown) == len(detections):
+        raise AscendSlimError(f"none of the {len(unknown)} image ids in {source} is in {split} (first: "
+                              f"{unknown[0]}): pass the --split/--year the files were made for")
+    return unknown

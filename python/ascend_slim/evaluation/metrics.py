@@ -212,7 +212,7 @@ def _pr_curve(
     return recall, ctp / np.maximum(ctp + cfp, 1)
 
 
-def evaluate(
+def score_detections(
     detections: Mapping[str, np.ndarray], annotations: Mapping[str, Annotation], class_names: Sequence[str]
 ) -> EvalResult:
     """Score detections against VOC ground truth.

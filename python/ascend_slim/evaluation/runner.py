@@ -1,98 +1,92 @@
-"""``eval``: run a model over a VOC split (pipelined) or read detection files, then score and report."""
+"""Running a detector over an evaluation data set: detections per image, and their VOC scores.
+
+This is the library behind ``ascend-slim eval`` and the per-epoch validation of training. The detector is
+any :class:`~ascend_slim.Detector` (a file on any backend, or an in-memory model through
+``TorchBackend.from_model``); it is never modified.
+"""
 
 from __future__ import annotations
 
-import argparse
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from ..classes import VOC_CLASSES, class_map
-from ..data.voc import VOCDataset, load_voc
+from ..classes import class_map
+from ..data.voc import Annotation
 from ..errors import AscendSlimError
-from ..fileio import check_output_dir
-from .detfiles import read_det_files, round_as_written, write_det_files
-from .metrics import evaluate
-from .report import format_table, write_json
-
-METRICS = {"voc07": "ap50_voc07", "all": "ap50", "sample": "ap55_sample", "coco": "ap50_95"}
+from ..imageio import ImageReadError
+from .metrics import EvalResult, score_detections
 
 
-def add_eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="the VOCdevkit folder (contains VOC<year>/)")
-    p.add_argument("--year", default="2007", help="VOC year (default 2007)")
-    p.add_argument("--split", default="test", help="image set in ImageSets/Main (default test)")
-    p.add_argument("--metric", choices=tuple(METRICS), default="voc07",
-                   help="headline metric: voc07 (11-point AP@.5, devkit default for 2007), all (all-point AP@.5), "
-                        "sample (Ascend sample: all-point AP@.55), coco (all-point AP@.5:.95); all are reported")
-    p.add_argument("--out", default="txt_result", help="folder for det_test_<class>.txt (rewritten each run)")
-    p.add_argument("--json", default=None, help="write all metrics to this JSON file")
-    p.add_argument("--plots", default="eval_result", help="folder for PR curves and the per-class AP chart")
-    p.add_argument("--from-txt", default=None, metavar="DIR",
-                   help="score existing det_test_<class>.txt files (e.g. from an Ascend device); runs no model")
-    p.add_argument("--strict", action="store_true", help="fail on the first bad image or annotation")
+class EvalDataset(Protocol):
+    """What evaluation reads from a data set (:class:`~ascend_slim.data.voc.VOCDataset` is one)."""
+
+    ids: list[str]
+    annotations: dict[str, Annotation]
+    class_names: tuple[str, ...]
+
+    def image_path(self, image_id: str) -> Path: ...
 
 
-def detect_dataset(det, ds: VOCDataset, workers: int | None = None) -> dict[str, np.ndarray]:
-    """Run ``det`` (a Detector) over every image of ``ds``; returns VOC-class detections per image id.
+SkipHandler = Callable[[str, str], None]
 
-    The model's classes are mapped onto the data set's (a COCO model through the exact COCO->VOC map) and
-    other classes are dropped before NMS, like YOLOv5's ``--classes``.
+
+def _warn_skip(image_id: str, reason: str) -> None:
+    warnings.warn(f"skipped {image_id}: {reason}", stacklevel=3)
+
+
+def detect_dataset(detector, dataset: EvalDataset, class_ids: Sequence[int] | None = None,
+                   workers: int | None = None, progress: bool = True, strict: bool = False,
+                   on_skip: SkipHandler | None = None) -> dict[str, np.ndarray]:
+    """Run ``detector`` over every image of ``dataset``; per image id a ``(K, 6)`` array of detections whose
+    class column indexes ``dataset.class_names``.
+
+    ``class_ids[j]`` is the detector class that stands for data-set class ``j`` (default: matched by name, a COCO
+    model through the exact COCO->VOC map). Other classes are dropped before NMS, like YOLOv5's ``--classes``.
+
+    An image that cannot be read (missing, undecodable, above the pixel limit) is skipped like the data set's
+    own bad pairs: it is left out of the result and ``on_skip(image_id, reason)`` is called (default: a
+    warning); ``strict=True`` raises instead.
     """
-    mapping = class_map(det.names, ds.class_names)
-    det.classes = mapping
-    to_target = np.full(len(det.names), -1, dtype=np.int64)
+    mapping = list(class_map(detector.names, dataset.class_names) if class_ids is None else class_ids)
+    to_target = np.full(len(detector.names), -1, dtype=np.int64)
     to_target[mapping] = np.arange(len(mapping))
-    paths = [ds.image_path(i) for i in ds.ids]
+    id_of = {str(dataset.image_path(i)): i for i in dataset.ids}
+    remaining = list(id_of)
     detections: dict[str, np.ndarray] = {}
-    for image_id, dets in zip(ds.ids, tqdm(det.stream(paths, workers=workers), total=len(paths), desc="eval",
-                                           unit="img")):
-        arr = dets.to_array()
-        arr[:, 5] = to_target[arr[:, 5].astype(np.int64)]
-        detections[image_id] = arr
+    with tqdm(total=len(remaining), desc="eval", unit="img", disable=not progress) as bar:
+        while remaining:
+            done = 0
+            try:
+                for dets in detector.stream(remaining, workers=workers, classes=mapping):
+                    arr = dets.to_array()
+                    arr[:, 5] = to_target[arr[:, 5].astype(np.int64)]
+                    detections[id_of[dets.source]] = arr
+                    done += 1
+                    bar.update()
+                remaining = []
+            except ImageReadError as exc:  # restart after the bad image (the batches before it are done)
+                if strict:
+                    raise AscendSlimError(f"{exc} (strict mode stops at the first problem)") from None
+                (on_skip or _warn_skip)(id_of[str(exc.path)], str(exc))
+                remaining = [p for p in remaining[done:] if p != str(exc.path)]
+                bar.update()
     return detections
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    for folder, what in ((args.out, "--out"), (args.plots, "--plots"),
-                         (Path(args.json).parent if args.json else None, "--json folder")):
-        if folder:
-            check_output_dir(folder, what)
-    ds = load_voc(args.data, year=args.year, split=args.split, class_names=VOC_CLASSES, strict=args.strict)
-    if not ds.ids:
-        raise AscendSlimError(f"no usable images in {args.data} ({args.split}): {len(ds.skipped)} skipped")
-    for image_id, reason in ds.skipped[:10]:
-        print(f"skipped {image_id}: {reason}")
-    if len(ds.skipped) > 10:
-        print(f"... {len(ds.skipped) - 10} more skipped")
+def evaluate(detector, dataset: EvalDataset, class_ids: Sequence[int] | None = None, workers: int | None = None,
+             progress: bool = True, strict: bool = False, on_skip: SkipHandler | None = None) -> EvalResult:
+    """VOC metrics of ``detector`` on ``dataset`` (see :func:`detect_dataset` for ``class_ids`` and skipping:
+    skipped images are left out of the score, ground truth included).
 
-    if args.from_txt:
-        detections = read_det_files(args.from_txt, ds.class_names)
-        source = f"detection files in {args.from_txt}"
-    else:
-        from ..cli import _detector
-
-        with _detector(args, multi_label=True, rect=False) as det:  # square letterbox, as the reference
-            detections = detect_dataset(det, ds, workers=args.workers)
-            source = f"{det.weights} ({det.backend.name}, {det.img_size[1]}x{det.img_size[0]})"
-        write_det_files(args.out, detections, ds.class_names)
-        detections = round_as_written(detections)  # score exactly what the files hold, as --from-txt would
-
-    result = evaluate(detections, ds.annotations, ds.class_names)
-    print(f"{source} on VOC{args.year} {args.split}: {len(ds.ids)} images, {len(ds.skipped)} skipped")
-    print(format_table(result))
-    headline = METRICS[args.metric]
-    print(f"{args.metric}: {headline} = {result.means[headline]:.4f}")
-    if args.json:
-        settings = {"source": source, "data": str(args.data), "year": args.year, "split": args.split,
-                    "conf_thres": args.conf_thres, "iou_thres": args.iou_thres, "max_det": args.max_det}
-        write_json(args.json, result, extra={"settings": settings, "skipped": ds.skipped})
-    if args.plots:
-        from .plots import plot_class_ap, plot_pr_curves
-
-        plots = Path(args.plots)
-        plot_pr_curves(result, plots / "pr_curves.png")
-        plot_class_ap(result, plots / "class_ap.png")
-        print(f"plots in {plots}/")
-    return 0
+    For the reference protocol build the detector with ``conf_thres=0.001, iou_thres=0.6, max_det=300,
+    multi_label=True, rect=False`` (YOLOv5 ``val.py``).
+    """
+    detections = detect_dataset(detector, dataset, class_ids=class_ids, workers=workers, progress=progress,
+                                strict=strict, on_skip=on_skip)
+    annotations = {i: dataset.annotations[i] for i in dataset.ids if i in detections}
+    return score_detections(detections, annotations, dataset.class_names)

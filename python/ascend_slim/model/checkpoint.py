@@ -25,13 +25,12 @@ def _load_own(ckpt: dict, path: Path) -> tuple[YOLOv5, dict]:
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise AscendSlimError(f"{path}: ascend-slim checkpoint format {ckpt.get('format_version')} is not supported "
                               f"(this version reads {FORMAT_VERSION})")
-    model = YOLOv5.from_spec(ckpt["spec"])
+    model = YOLOv5.from_spec(ckpt["spec"], history=ckpt.get("history", []))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise AscendSlimError(f"{path}: state dict does not fit its spec ({exc})") from None
     model.float().eval()
-    model.history = list(ckpt.get("history", []))
     info = {"names": list(model.names), "img_size": int(ckpt.get("img_size", 640)), "history": list(model.history),
             "source_format": FORMAT}
     return model, info

@@ -18,7 +18,9 @@ def remap_classes(model: YOLOv5, target_names: Sequence[str] = VOC_CLASSES) -> Y
     source_index = class_map(model.names, target_names)
     spec = model.spec
     spec.update(nc=len(target_names), names=list(target_names))
-    remapped = YOLOv5.from_spec(spec)
+    step = {"action": "remap_classes", "from_names": list(model.names), "to_names": list(target_names),
+            "source_index": source_index}
+    remapped = YOLOv5.from_spec(spec, history=[*model.history, step])
     d = model.detect
     rows = list(range(5)) + [5 + i for i in source_index]
     state = model.state_dict()
@@ -27,6 +29,4 @@ def remap_classes(model: YOLOv5, target_names: Sequence[str] = VOC_CLASSES) -> Y
         if key.startswith(prefix):  # weight [na*no, c, 1, 1] or bias [na*no]
             state[key] = value.view(d.na, d.no, *value.shape[1:])[:, rows].reshape(-1, *value.shape[1:]).clone()
     remapped.load_state_dict(state)
-    remapped.history = [*model.history, {"action": "remap_classes", "from_names": list(model.names),
-                                         "to_names": list(target_names), "source_index": source_index}]
     return remapped.train(model.training)

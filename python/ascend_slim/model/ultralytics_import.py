@@ -62,7 +62,9 @@ def import_ultralytics(ckpt: dict, path: Path) -> tuple[YOLOv5, dict]:
     anchors_px = (anchors_grid * stride.float().view(-1, 1, 1)).tolist()
     spec = spec_from_yaml(cfg, nc=nc, names=names)
     spec["anchors"] = anchors_px
-    model = YOLOv5(spec)
+    history = [{"action": "import", "source": path.name, "format": "ultralytics", "weights": which,
+                "sha256": file_sha256(path)}]
+    model = YOLOv5(spec, history)
     expected = model.state_dict()
     state = {"model." + k: v for k, v in weights.items() if not k.endswith(".anchor_grid")}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
@@ -75,8 +77,6 @@ def import_ultralytics(ckpt: dict, path: Path) -> tuple[YOLOv5, dict]:
     opt = ckpt.get("opt") if isinstance(ckpt.get("opt"), dict) else {}
     img_size = opt.get("imgsz", opt.get("img_size", 640))
     img_size = int(img_size[0] if isinstance(img_size, (list, tuple)) else img_size)
-    model.history = [{"action": "import", "source": path.name, "format": "ultralytics", "weights": which,
-                      "sha256": file_sha256(path)}]
     info = {"names": list(model.names), "img_size": img_size, "history": list(model.history),
             "source_format": "ultralytics", "weights": which, "epoch": ckpt.get("epoch")}
     return model, info

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import AscendSlimError
-from ..meta import ModelMeta
+from ..meta import ModelMeta, as_hw
 from .common import C3, SPP, SPPF, Concat, Conv, Focus
 from .spec import spec_from_yaml
 
@@ -116,7 +116,7 @@ class YOLOv5(nn.Module):
     evaluation mode alike; :meth:`decode` turns them into boxes. ``history`` records what was done to the model.
     """
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: dict, history: Sequence[dict] = ()) -> None:
         super().__init__()
         try:
             layer_specs = copy.deepcopy(list(spec["layers"]))
@@ -162,7 +162,7 @@ class YOLOv5(nn.Module):
         self.save = sorted(save)
         self.names = names
         self.fused = False
-        self.history: list[dict] = []
+        self.history: list[dict] = copy.deepcopy(list(history))
         self._layer_specs = layer_specs
         self.detect.initialize_biases()
 
@@ -174,9 +174,9 @@ class YOLOv5(nn.Module):
         return cls(spec_from_yaml(cfg, nc=nc, names=names))
 
     @classmethod
-    def from_spec(cls, spec: dict) -> YOLOv5:
-        """Rebuild from :attr:`spec` (no yaml needed; any channel counts)."""
-        model = cls(spec)
+    def from_spec(cls, spec: dict, history: Sequence[dict] = ()) -> YOLOv5:
+        """Rebuild from :attr:`spec` (no yaml needed; any channel counts); ``history`` records what was done so far."""
+        model = cls(spec, history)
         return model.fuse() if spec.get("fused") else model
 
     # -- facts ----------------------------------------------------------------------------------------------
@@ -203,11 +203,13 @@ class YOLOv5(nn.Module):
         return {"nc": self.nc, "names": list(self.names), "anchors": self.anchors_px().tolist(),
                 "strides": self.strides, "fused": self.fused, "layers": copy.deepcopy(self._layer_specs)}
 
-    def meta(self, img_size: int | tuple[int, int], head: str = "raw", batch: int = 1) -> ModelMeta:
-        """Model facts for a runtime at input size ``img_size`` (int or (h, w))."""
-        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        return ModelMeta(names=list(self.names), strides=self.strides, anchors=self.anchors_px(), img_size=size,
-                         head=head, batch=batch, history=copy.deepcopy(self.history))
+    def meta(self, img_size: int | tuple[int, int], head: str = "raw", batch: int = 1, dynamic: bool = False,
+             history: Sequence[dict] = ()) -> ModelMeta:
+        """Model facts for a runtime at input size ``img_size`` (int or (h, w)); ``history`` steps are appended to
+        the model's own."""
+        return ModelMeta(names=list(self.names), strides=self.strides, anchors=self.anchors_px(),
+                         img_size=as_hw(img_size), head=head, batch=batch, dynamic=dynamic,
+                         history=copy.deepcopy([*self.history, *history]))
 
     # -- inference ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

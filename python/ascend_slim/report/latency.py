@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AscendSlimError
+from ..meta import as_hw
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 
@@ -82,7 +83,7 @@ def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 
         raise AscendSlimError("measure_latency needs at least one model")
     if runs < 1 or warmup < 0:
         raise AscendSlimError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
-    size = (img_size, img_size) if isinstance(img_size, int) else img_size
+    size = as_hw(img_size) if img_size is not None else None
     sessions = [open_session(m, threads) for m in models]
     feeds = [_input_for(s, size, seed) for s in sessions]
     results = [Latency(str(m), threads) for m in models]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import AscendSlimError
 from .base import Backend
 
-BACKENDS = ("auto", "onnxruntime", "torch", "acl", "mindx")
+ASCEND_BACKENDS = ("acl", "mindx")
+BACKENDS = ("auto", "onnxruntime", "torch", *ASCEND_BACKENDS)
+SDK_MODULES = {"acl": "acl", "mindx": "StreamManagerApi"}  # the Python module that tells an SDK is installed
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -46,10 +49,8 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
 
         if kind != "cpu":
             raise AscendSlimError("backend 'torch' is a CPU reference: use --device cpu")
-        return TorchBackend(weights, img_size=img_size)
+        return TorchBackend.from_weights(weights, img_size=img_size)
     if ascend:
-        from ..ascend.backends import open_ascend_backend
-
         return open_ascend_backend(weights, kind=backend, device_id=index)
     if suffix == ".pt":
         from ..weights import onnx_for_checkpoint
@@ -63,3 +64,32 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
         providers = [("CUDAExecutionProvider", {"device_id": index})] if kind == "cuda" else []
         providers.append("CPUExecutionProvider")
     return OnnxRuntimeBackend(weights, providers=providers, num_threads=num_threads)
+
+
+def sdk_available(kind: str) -> bool:
+    """Whether the Python module of an Ascend backend's SDK can be imported."""
+    return importlib.util.find_spec(SDK_MODULES[kind]) is not None
+
+
+def open_ascend_backend(weights: str | Path, kind: str = "auto", device_id: int = 0) -> Backend:
+    """Open an ``.om`` with the ``acl`` or ``mindx`` backend; ``auto`` picks the first whose SDK module imports
+    (pyACL first: it runs the .om directly, without a JPEG round trip)."""
+    weights = Path(weights)
+    if kind not in ("auto", *ASCEND_BACKENDS):
+        raise AscendSlimError(f"{weights.name} is an Ascend model: run it with --backend acl or mindx, not {kind}")
+    if weights.suffix.lower() != ".om":
+        raise AscendSlimError(
+            f"backend {kind} runs Ascend .om models, not {weights.name}: convert it with `ascend-slim deploy` "
+            "and `ascend-slim convert` (or bash convert.sh) first"
+        )
+    if not weights.is_file():
+        raise AscendSlimError(f"model not found: {weights}")
+    if kind == "auto":
+        kind = next((k for k in ASCEND_BACKENDS if sdk_available(k)), "acl")
+    if kind == "acl":
+        from .acl_backend import AclBackend
+
+        return AclBackend(weights, device_id=device_id)
+    from .mindx_backend import MindXBackend
+
+    return MindXBackend(weights, device_id=device_id)

@@ -17,11 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import AscendSlimError
-from ..meta import ModelMeta
-from ..runtime.base import Backend
-from .model_facts import head_shapes, om_meta
-from .pipelines import (
+from ..ascend.model_facts import head_shapes, om_meta
+from ..ascend.pipelines import (
     RAW_TENSOR_ELEMENT,
     STREAM_NAME,
     ModelFiles,
@@ -29,8 +26,11 @@ from .pipelines import (
     raw_tensor_pipeline,
     render_pipeline,
 )
-from .postprocess_cfg import EVAL_THRESHOLDS, Thresholds, postprocess_cfg, render_cfg, render_labels
-from .sdk import import_sdk
+from ..ascend.postprocess_cfg import EVAL_THRESHOLDS, Thresholds, postprocess_cfg, render_cfg, render_labels
+from ..ascend.sdk import import_sdk
+from ..errors import AscendSlimError
+from ..meta import ModelMeta
+from .base import Backend
 
 STREAM = STREAM_NAME.encode()
 

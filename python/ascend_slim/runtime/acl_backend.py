@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ascend.aipp import rgb_to_nv12
+from ..ascend.model_facts import head_shapes, om_meta
+from ..ascend.sdk import import_sdk
 from ..errors import AscendSlimError
-from ..runtime.base import Backend
-from .aipp import rgb_to_nv12
-from .model_facts import head_shapes, om_meta
-from .sdk import import_sdk
+from .base import Backend
 
 # ACL enum values (acl.h): malloc policy, memcpy kinds, run modes, data types.
 ACL_MEM_MALLOC_NORMAL_ONLY = 2

@@ -1,0 +1,53 @@
+"""``ascend-slim export``: a ``.pt`` checkpoint to ONNX (opset 11; static for ATC, or dynamic for onnxruntime)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .args import batch_size, image_size, onnx_opset
+
+NAME = "export"
+HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..meta import HEAD_LAYOUTS
+
+    p.add_argument("--weights", help="checkpoint .pt (official Ultralytics or ascend-slim)")
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
+                   help="square input size, a multiple of the model stride in 32-4096 (default 640)")
+    p.add_argument("--batch", "--batch-size", dest="batch", type=batch_size, default=1, help="1-256 (default 1)")
+    p.add_argument("--opset", type=onnx_opset, default=11, help="ONNX opset, 9-20 (default 11: what ATC takes)")
+    p.add_argument("--head", choices=HEAD_LAYOUTS, default="raw",
+                   help="raw: the three [1,3,h,w,5+nc] logits (Ascend); decoded: one [1,K,5+nc] output")
+    p.add_argument("--classes", choices=("voc", "coco"), help="remap the model to this class set first "
+                   "(a COCO model becomes an exact 20-class VOC model)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="variable height/width for onnxruntime (rectangular letterbox); Ascend needs static")
+    p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import AscendSlimError
+    from ..export import export_onnx
+    from ..fileio import check_output_dir
+    from ..model.checkpoint import load_weights
+    from ..weights import resolve_weights
+
+    weights = resolve_weights(args.weights)
+    if weights.suffix.lower() != ".pt":
+        raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
+    out = Path(args.output or weights.with_suffix(".onnx").name)
+    check_output_dir(out.parent)
+    model, _ = load_weights(weights)
+    if args.classes:
+        from ..classes import resolve_class_set
+        from ..model.remap import remap_classes
+
+        model = remap_classes(model, resolve_class_set(args.classes))
+    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
+                dynamic=args.dynamic)
+    shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"
+    print(f"exported {weights.name} -> {out} ({args.head} head, {shape}, opset {args.opset})")
+    return 0

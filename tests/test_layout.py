@@ -1,0 +1,116 @@
+"""Package layout: imports flow one way (no cycle between modules or between subpackages), library code never
+imports the CLI, and the README's layout table names what is there."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "python" / "ascend_slim"
+README = PACKAGE.parent.parent / "README.md"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``ascend_slim`` module that ``path`` imports, at top level or inside functions."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "ascend_slim")
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "ascend_slim":
+                continue
+            for alias in node.names:  # `from . import eval` names a module; `from .x import y` names x
+                candidate = f"{target}.{alias.name}"
+                found.add(candidate if candidate in MODULES else target)
+    return {m for m in found if m in MODULES and m != name}
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _unit(module: str) -> str:
+    """The subpackage (``ascend_slim.runtime``) or top-level module (``ascend_slim.detector``) of a module."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_between_modules():
+    assert _cycles(GRAPH) == []
+
+
+def test_no_import_cycle_between_subpackages():
+    units: dict[str, set[str]] = {}
+    for module, targets in GRAPH.items():
+        # a package's __init__ re-exporting its own modules is not a cycle with them
+        units.setdefault(_unit(module), set()).update(_unit(t) for t in targets if _unit(t) != _unit(module))
+    assert _cycles(units) == []
+
+
+def test_library_modules_never_import_the_cli():
+    entry_points = {"ascend_slim.cli", "ascend_slim.__main__"}  # `python -m ascend_slim` runs the CLI
+    offenders = {m: sorted(t for t in targets if _unit(t) == "ascend_slim.cli")
+                 for m, targets in GRAPH.items() if _unit(m) not in entry_points}
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_readme_layout_table_matches_the_tree():
+    rows = re.findall(r"^\| `([^`]+)`", README.read_text(encoding="utf-8"), flags=re.M)
+    root = PACKAGE.parent.parent
+    listed = {row.rstrip("/") for row in rows}
+    missing = sorted(p for p in listed if not (root / p).exists())
+    assert missing == [], f"README layout names paths that do not exist: {missing}"
+    subpackages = {f"python/ascend_slim/{p.name}" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(subpackages - listed) == [], "README layout table misses subpackages"
