@@ -26,8 +26,7 @@ from onnx import numpy_helper
 from ascend_slim import Detector
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.data.voc import load_voc
-from ascend_slim.evaluation.metrics import evaluate
-from ascend_slim.evaluation.runner import detect_dataset
+from ascend_slim.evaluation import evaluate
 from ascend_slim.quant.calibration import voc_images
 from ascend_slim.quant.static import quantize_model
 from ascend_slim.report.latency import measure_latency
@@ -35,16 +34,16 @@ from ascend_slim.report.machine import cpu_info, describe_cpu
 
 EVAL_SETTINGS = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
 DETECT_SETTINGS = dict(conf_thres=0.25, iou_thres=0.45, max_det=1000, rect=False)
-DEFAULT = dict(per_channel=True, method="minmax", keep_head_float=True, keep_first_conv_float=True)
-# name -> options that differ from DEFAULT
+DEFAULT = dict(per_channel=True, method="percentile", keep_head_float=True, keep_first_conv_float=True)
+# name -> options that differ from DEFAULT (quantize_model's defaults)
 VARIANTS = {
-    "INT8 (default: per-channel minmax, Detect + stem float)": {},
-    "INT8, every conv INT8": dict(keep_head_float=False, keep_first_conv_float=False),
-    "INT8, Detect convs float": dict(keep_first_conv_float=False),
-    "INT8, stem conv float": dict(keep_head_float=False),
-    "INT8, per-tensor weights": dict(per_channel=False),
+    "INT8 default (per-channel, percentile, Detect+stem float)": {},
+    "INT8, minmax calibration": dict(method="minmax"),
     "INT8, entropy calibration": dict(method="entropy"),
-    "INT8, percentile calibration": dict(method="percentile"),
+    "INT8, per-tensor weights": dict(per_channel=False),
+    "INT8, every conv INT8": dict(keep_head_float=False, keep_first_conv_float=False),
+    "INT8, Detect convs float only": dict(keep_first_conv_float=False),
+    "INT8, stem conv float only": dict(keep_head_float=False),
 }
 
 
@@ -87,9 +86,33 @@ def runtime_ops(path: Path) -> dict[str, int]:
     return dict(Counter(n.op_type for n in optimized.graph.node).most_common())
 
 
+def op_times(path: Path, runs: int) -> dict[str, float]:
+    """Milliseconds per image spent in each op type on one thread (onnxruntime's profiler, mean of ``runs``)."""
+    import json
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inp = session.get_inputs()[0]
+        x = np.random.default_rng(0).random([d if isinstance(d, int) else 640 for d in inp.shape], dtype=np.float32)
+        for _ in range(runs):
+            session.run(None, {inp.name: x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    times: Counter[str] = Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            times[e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+    return {op: round(ms, 2) for op, ms in times.most_common()}
+
+
 def accuracy(path: Path, ds) -> dict[str, float]:
     with Detector(path, num_threads=1, **EVAL_SETTINGS) as det:
-        result = evaluate(detect_dataset(det, ds), ds.annotations, ds.class_names)
+        result = evaluate(det, ds, progress=False)
     return {"ap50_voc07": result.means["ap50_voc07"], "ap50_95": result.means["ap50_95"]}
 
 
@@ -174,6 +197,9 @@ def main() -> None:
         ops = runtime_ops(models[default_name])
         int8_ops = {k: v for k, v in ops.items() if k.startswith("QLinear")}
         print(f"onnxruntime runs the default INT8 model as: {ops}")
+        profile = {name: op_times(models[name], args.runs) for name in ("float", default_name)}
+        for name, times in profile.items():
+            print(f"1-thread ms per op type, {name}: total {sum(times.values()):.1f}, {times}")
 
         default = rows[1]
         vnni = any(f in info["flags"] for f in ("avx512_vnni", "avx_vnni"))
@@ -182,7 +208,7 @@ def main() -> None:
                   "INT8 loses <= 1.5 points mAP@0.5": default["delta_ap50_points"] >= -1.5}
         for what, ok in checks.items():
             print(f"{'PASS' if ok else 'MISS'}: {what}")
-        write_json(args.json, {"rows": rows, "throughput": stream, "runtime_ops_int8_model": ops,
+        write_json(args.json, {"rows": rows, "throughput": stream, "runtime_ops_int8_model": ops, "op_ms": profile,
                                "int8_op_types": int8_ops, "calibration": {"split": "trainval", "images": len(calib)},
                                "default_options": DEFAULT, "targets": checks, "runs": args.runs})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from ascend_slim import AscendSlimError, Detector
+from ascend_slim.cli import main
 from ascend_slim.imageio import read_image
 from ascend_slim.meta import ModelMeta
 from ascend_slim.quant.calibration import LetterboxCalibrationReader, folder_images, voc_images
@@ -36,9 +38,9 @@ def calib(voc_root: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def int8_onnx(float_onnx: Path, calib: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("int8") / "yolov5n_320.int8.onnx"
-    report = quantize_model(float_onnx, out, calib, per_channel=True, keep_head_float=True,
-                            keep_first_conv_float=True, progress=False)
+    report = quantize_model(float_onnx, out, calib, method="minmax", progress=False)
     assert report.path == out and report.float_convs == 4 and report.quantized_convs == 56
+    assert report.calibration_batches == 8
     return out
 
 
@@ -144,3 +146,48 @@ def test_calibration_image_sources(voc_root: Path, images_dir: Path, tmp_path: P
         voc_images(voc_root, 8, split="test")
     with pytest.raises(AscendSlimError, match=r"VOC2007 trainval has 269 image\(s\), fewer than the 1000"):
         voc_images(voc_root, 1000)
+
+
+# -- the CLI --------------------------------------------------------------------------------------------------------
+def test_cli_quantize_writes_model_and_amct_config(float_onnx: Path, images_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    code = main(["quantize", "--onnx", str(float_onnx), "--calib", str(images_dir), "--num-images", "2",
+                 "--no-per-channel", "--exclude", "/model/model.1/conv/Conv", "--amct-config", str(out / "amct.cfg"),
+                 "-o", str(out / "m.int8.onnx")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "2 images of" in printed and "per-tensor" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["amct.cfg", "m.int8.onnx"]
+    entry = meta_of(out / "m.int8.onnx").history[-1]
+    assert entry["method"] == "percentile" and entry["calibration_images"] == 2
+    assert "/model/model.1/conv/Conv" in entry["float_nodes"] and len(entry["float_nodes"]) == 5
+    amct = (out / "amct.cfg").read_text()
+    assert 'skip_layers : "/model/model.1/conv/Conv"' in amct and "batch_num : 2" in amct
+    assert "channel_wise : false" in amct
+
+
+@pytest.mark.parametrize("case", ["quantized", "empty", "too_few", "foreign", "test_split"])
+def test_cli_bad_input_one_line_nothing_written(case: str, float_onnx: Path, int8_onnx: Path, images_dir: Path,
+                                                 voc_root: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    foreign = tmp_path / "foreign.onnx"
+    model = onnx.load(str(float_onnx))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    onnx_path, source, expected = {
+        "quantized": (int8_onnx, ["--calib", str(images_dir), "--num-images", "2"], "is already quantized"),
+        "empty": (float_onnx, ["--calib", str(empty)], "no images"),
+        "too_few": (float_onnx, ["--calib", str(images_dir), "--num-images", "5"],
+                    r"has 2 image\(s\), fewer than the 5 asked for"),
+        "foreign": (foreign, ["--calib", str(images_dir), "--num-images", "2"], "no ascend-slim model facts"),
+        "test_split": (float_onnx, ["--calib-data", str(voc_root), "--calib-split", "test"], "held out"),
+    }[case]
+    out = tmp_path / "out"
+    code = main(["quantize", "--onnx", str(onnx_path), *source, "--amct-config", str(out / "amct.cfg"),
+                 "-o", str(out / "m.int8.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("ascend-slim quantize: error: ")
+    assert re.search(expected, err[0])
+    assert not out.exists() or not list(out.iterdir())

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AscendSlimError
-from . import convert, deploy, detect, export, speed
+from . import convert, deploy, detect, export, quantize, speed
 from . import eval as eval_
 
-COMMANDS = (detect, speed, eval_, export, deploy, convert)
+COMMANDS = (detect, speed, eval_, export, quantize, deploy, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,11 +28,11 @@ from ..data.voc import load_voc
 from ..errors import AscendSlimError
 from ..imageio import list_sources, read_image
 from ..meta import ModelMeta
+from . import CALIBRATION_METHODS, DEFAULT_SPLIT
 
-DEFAULT_SPLIT = "trainval"
 _HELD_OUT_SPLITS = ("test",)
 # method -> (onnxruntime calibration method, calibrator options)
-CALIBRATION_METHODS = {
+ORT_CALIBRATORS = {
     "minmax": (CalibrationMethod.MinMax, {}),
     "entropy": (CalibrationMethod.Entropy, {"num_bins": 2048, "num_quantized_bins": 128, "symmetric": False}),
     "percentile": (CalibrationMethod.Percentile, {"num_bins": 2048, "percentile": 99.999, "symmetric": False}),
@@ -117,6 +117,12 @@ class LetterboxCalibrationReader(CalibrationDataReader):
         self._bar.close()
 
 
+def check_method(method: str) -> None:
+    """Raise AscendSlimError unless ``method`` is one of :data:`~ascend_slim.quant.CALIBRATION_METHODS`."""
+    if method not in CALIBRATION_METHODS:
+        raise AscendSlimError(f"unknown calibration method {method!r}: choose {', '.join(CALIBRATION_METHODS)}")
+
+
 def compute_ranges(model_path: str | Path, reader: LetterboxCalibrationReader, method: str, cache: str | Path) -> None:
     """Calibrate the activation ranges of ``model_path`` on ``reader``'s images and save them to ``cache`` (JSON).
 
@@ -124,9 +130,8 @@ def compute_ranges(model_path: str | Path, reader: LetterboxCalibrationReader, m
     """
     from onnxruntime.quantization.calibrate import save_tensors_data
 
-    if method not in CALIBRATION_METHODS:
-        raise AscendSlimError(f"unknown calibration method {method!r}: choose {', '.join(CALIBRATION_METHODS)}")
-    ort_method, options = CALIBRATION_METHODS[method]
+    check_method(method)
+    ort_method, options = ORT_CALIBRATORS[method]
     with tempfile.TemporaryDirectory(prefix="ascend-slim-calib-") as tmp:
         calibrator = create_calibrator(Path(model_path), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=ort_method, extra_options=options)

@@ -24,7 +24,8 @@ from packaging.version import Version
 from ..errors import AscendSlimError
 from ..fileio import atomic_output
 from ..meta import META_KEY_PREFIX, ModelMeta
-from .calibration import CALIBRATION_METHODS, LetterboxCalibrationReader, compute_ranges
+from . import DEFAULT_METHOD
+from .calibration import ORT_CALIBRATORS, LetterboxCalibrationReader, check_method, compute_ranges
 
 MIN_ONNXRUNTIME = "1.27"  # quantize_static(calibration_cache_path=...)
 QDQ_OPSET = 13  # per-channel DequantizeLinear (``axis``) needs opset 13; exports are opset 11 for ATC
@@ -142,9 +143,9 @@ def _conv_counts(model: onnx.ModelProto) -> tuple[int, int]:
     return quantized, len(convs) - quantized
 
 
-def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[str | Path], per_channel: bool = False,
-                   method: str = "minmax", exclude: Iterable[str] = (), keep_head_float: bool = True,
-                   keep_first_conv_float: bool = False, calibration_cache: str | Path | None = None,
+def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[str | Path], per_channel: bool = True,
+                   method: str = DEFAULT_METHOD, exclude: Iterable[str] = (), keep_head_float: bool = True,
+                   keep_first_conv_float: bool = True, calibration_cache: str | Path | None = None,
                    progress: bool = True) -> QuantizeReport:
     """Quantize the float export ``onnx_path`` to INT8 (QDQ) at ``output``, calibrated on ``images``.
 
@@ -159,8 +160,7 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     if Version(ort.__version__) < Version(MIN_ONNXRUNTIME):
         raise AscendSlimError(f"INT8 quantization needs onnxruntime >= {MIN_ONNXRUNTIME}, found {ort.__version__}: "
                               "pip install -U onnxruntime")
-    if method not in CALIBRATION_METHODS:
-        raise AscendSlimError(f"unknown calibration method {method!r}: choose {', '.join(CALIBRATION_METHODS)}")
+    check_method(method)
     model, meta = load_float_model(onnx_path)
     float_nodes = float_node_names(model, exclude, keep_head_float, keep_first_conv_float)
     inp = model.graph.input[0]
@@ -177,7 +177,7 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
             compute_ranges(prepared, reader, method, ranges)
         quantize_static(prepared, quantized, None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=float_nodes,
-                        calibrate_method=CALIBRATION_METHODS[method][0], calibration_cache_path=ranges)
+                        calibrate_method=ORT_CALIBRATORS[method][0], calibration_cache_path=ranges)
         result = onnx.load(str(quantized))
     entry = {"action": "quantize_int8", "format": "QDQ", "activations": "uint8 asymmetric per-tensor",
              "weights": f"int8 symmetric {'per-channel' if per_channel else 'per-tensor'}", "method": method,
