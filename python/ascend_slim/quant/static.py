@@ -106,15 +106,15 @@ def first_convs(model: onnx.ModelProto) -> list[str]:
     return sorted(found)
 
 
-def float_node_names(model: onnx.ModelProto, exclude: Iterable[str] = (), keep_head_float: bool = True,
-                     keep_first_conv_float: bool = False) -> list[str]:
+def float_node_names(model: onnx.ModelProto, exclude: Iterable[str], keep_head_float: bool,
+                     keep_first_conv_float: bool) -> list[str]:
     """The nodes to leave in float: ``exclude`` (checked against the graph), the Detect convs, the stem conv."""
     names = {n.name for n in model.graph.node}
     exclude = [e for e in exclude if e]
     unknown = [e for e in exclude if e not in names]
     if unknown:
         convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
-        raise AscendSlimError(f"--exclude names node(s) not in the model: {', '.join(unknown)} "
+        raise AscendSlimError(f"node(s) to keep float are not in the model: {', '.join(unknown)} "
                               f"(Conv nodes are named like {convs[0]!r})")
     chosen = set(exclude)
     if keep_head_float:
@@ -166,7 +166,8 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     inp = model.graph.input[0]
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise AscendSlimError(f"{onnx_path} takes a non-float32 input: quantize the float32 export")
-    reader = LetterboxCalibrationReader(images, meta, inp.name, progress=progress)
+    if not images:
+        raise AscendSlimError("no calibration images given")
     with tempfile.TemporaryDirectory(prefix="ascend-slim-quant-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         if _opset(model) < QDQ_OPSET:
@@ -174,14 +175,15 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
         quant_pre_process(model, prepared, skip_symbolic_shape=True)
         ranges = Path(calibration_cache) if calibration_cache else Path(tmp) / "ranges.json"
         if not ranges.is_file():
-            compute_ranges(prepared, reader, method, ranges)
+            compute_ranges(prepared, LetterboxCalibrationReader(images, meta, inp.name, progress=progress), method,
+                           ranges)
         quantize_static(prepared, quantized, None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=float_nodes,
                         calibrate_method=ORT_CALIBRATORS[method][0], calibration_cache_path=ranges)
         result = onnx.load(str(quantized))
     entry = {"action": "quantize_int8", "format": "QDQ", "activations": "uint8 asymmetric per-tensor",
              "weights": f"int8 symmetric {'per-channel' if per_channel else 'per-tensor'}", "method": method,
-             "calibration_images": len(reader.images), "float_nodes": float_nodes, "onnxruntime": ort.__version__}
+             "calibration_images": len(images), "float_nodes": float_nodes, "onnxruntime": ort.__version__}
     meta.history.append(entry)
     _set_meta(result, meta)
     onnx.checker.check_model(result)
@@ -189,4 +191,5 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     with atomic_output(output) as tmp_out:
         onnx.save(result, str(tmp_out))
     quantized_convs, float_convs = _conv_counts(result)
-    return QuantizeReport(output, float_nodes, quantized_convs, float_convs, len(reader), entry)
+    batches = -(-len(images) // meta.batch)
+    return QuantizeReport(output, float_nodes, quantized_convs, float_convs, batches, entry)
