@@ -66,44 +66,39 @@ def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in graph.node for out in node.output}
 
 
-def head_convs(model: onnx.ModelProto) -> list[str]:
-    """Names of the Conv nodes whose outputs reach the graph outputs through non-Conv ops (the Detect convs)."""
-    producers = _producers(model.graph)
+def _nearest_convs(tensors: list[str], nodes_of: dict[str, list[onnx.NodeProto]], upstream: bool) -> list[str]:
+    """Names of the Conv nodes first met walking from ``tensors`` through ``nodes_of`` (their producers when
+    ``upstream``, else their consumers), passing through every other op."""
     found: list[str] = []
     seen: set[str] = set()
-    stack = [o.name for o in model.graph.output]
+    stack = list(tensors)
     while stack:
-        node = producers.get(stack.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        if node.op_type == "Conv":
-            found.append(node.name)
-        else:
-            stack.extend(node.input)
-    return sorted(found)
-
-
-def first_convs(model: onnx.ModelProto) -> list[str]:
-    """Names of the Conv nodes first reached from the graph input (the stem)."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    initializers = {t.name for t in model.graph.initializer}
-    found: list[str] = []
-    seen: set[str] = set()
-    stack = [i.name for i in model.graph.input if i.name not in initializers]
-    while stack:
-        for node in consumers.get(stack.pop(), []):
+        for node in nodes_of.get(stack.pop(), []):
             if node.name in seen:
                 continue
             seen.add(node.name)
             if node.op_type == "Conv":
                 found.append(node.name)
             else:
-                stack.extend(node.output)
+                stack.extend(node.input if upstream else node.output)
     return sorted(found)
+
+
+def head_convs(model: onnx.ModelProto) -> list[str]:
+    """The Conv nodes whose outputs reach the graph outputs through non-Conv ops (the Detect convs)."""
+    producers = {name: [node] for name, node in _producers(model.graph).items()}
+    return _nearest_convs([o.name for o in model.graph.output], producers, upstream=True)
+
+
+def first_convs(model: onnx.ModelProto) -> list[str]:
+    """The Conv nodes first reached from the graph input (the stem)."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {t.name for t in model.graph.initializer}
+    return _nearest_convs([i.name for i in model.graph.input if i.name not in initializers], consumers,
+                          upstream=False)
 
 
 def float_node_names(model: onnx.ModelProto, exclude: Iterable[str], keep_head_float: bool,
