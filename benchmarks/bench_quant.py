@@ -86,28 +86,35 @@ def runtime_ops(path: Path) -> dict[str, int]:
     return dict(Counter(n.op_type for n in optimized.graph.node).most_common())
 
 
-def op_times(path: Path, runs: int) -> dict[str, float]:
-    """Milliseconds per image spent in each op type on one thread (onnxruntime's profiler, mean of ``runs``)."""
+def op_times(paths: dict[str, Path], runs: int) -> dict[str, dict[str, float]]:
+    """Per model, milliseconds per image spent in each op type on one thread (onnxruntime's profiler, mean over
+    ``runs``), the models run in turn as ``measure_latency`` does."""
     import json
 
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        inp = session.get_inputs()[0]
-        x = np.random.default_rng(0).random([d if isinstance(d, int) else 640 for d in inp.shape], dtype=np.float32)
+        sessions, feeds = {}, {}
+        for i, (name, path) in enumerate(paths.items()):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / f"profile{i}")
+            sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            inp = sessions[name].get_inputs()[0]
+            shape = [d if isinstance(d, int) else 640 for d in inp.shape]
+            feeds[name] = {inp.name: np.random.default_rng(0).random(shape, dtype=np.float32)}
         for _ in range(runs):
-            session.run(None, {inp.name: x})
-        events = json.loads(Path(session.end_profiling()).read_text())
-    times: Counter[str] = Counter()
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            times[e["args"]["op_name"]] += e["dur"] / 1e3 / runs
-    return {op: round(ms, 2) for op, ms in times.most_common()}
+            for name, session in sessions.items():
+                session.run(None, feeds[name])
+        profiles = {}
+        for name, session in sessions.items():
+            times: Counter[str] = Counter()
+            for e in json.loads(Path(session.end_profiling()).read_text()):
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                    times[e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+            profiles[name] = {op: round(ms, 2) for op, ms in times.most_common()}
+    return profiles
 
 
 def accuracy(path: Path, ds) -> dict[str, float]:
@@ -197,7 +204,7 @@ def main() -> None:
         ops = runtime_ops(models[default_name])
         int8_ops = {k: v for k, v in ops.items() if k.startswith("QLinear")}
         print(f"onnxruntime runs the default INT8 model as: {ops}")
-        profile = {name: op_times(models[name], args.runs) for name in ("float", default_name)}
+        profile = op_times({name: models[name] for name in ("float", default_name)}, args.runs)
         for name, times in profile.items():
             print(f"1-thread ms per op type, {name}: total {sum(times.values()):.1f}, {times}")
 
