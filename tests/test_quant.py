@@ -68,6 +68,16 @@ def test_calibration_input_is_what_eval_feeds(float_onnx: Path, calib: list[Path
     assert reader.get_next() is None
 
 
+def test_calibration_batches_fill_a_static_batch(float_onnx: Path, calib: list[Path]) -> None:
+    meta = meta_of(float_onnx)
+    meta.batch = 2
+    reader = LetterboxCalibrationReader(calib[:3], meta, "images", progress=False)
+    assert reader.batches == [[0, 1], [2, 0]] and len(reader) == 2
+    first, second = reader.get_next()["images"], reader.get_next()["images"]
+    assert first.shape == second.shape == (2, 3, IMG, IMG)
+    np.testing.assert_array_equal(second[1], first[0])
+
+
 def test_int8_model_finds_the_bus(int8_onnx: Path, images_dir: Path) -> None:
     with Detector(int8_onnx) as det:
         labels = det.predict(images_dir / "bus.jpg").labels

@@ -67,19 +67,17 @@ def voc_images(root: str | Path, num_images: int, split: str = DEFAULT_SPLIT, ye
 
 
 class LetterboxCalibrationReader(CalibrationDataReader):
-    """onnxruntime calibration data: ``images`` letterboxed to the model's square input, one batch at a time.
+    """onnxruntime calibration data: ``images`` letterboxed to the model's square float32 input, a batch at a time.
 
     Batches have the model's static batch size (the last one is filled by repeating images from the start);
     ``set_range`` limits the reader to some of them.
     """
 
-    def __init__(self, images: Sequence[str | Path], meta: ModelMeta, input_name: str,
-                 input_dtype: np.dtype | type = np.float32, progress: bool = True) -> None:
+    def __init__(self, images: Sequence[str | Path], meta: ModelMeta, input_name: str, progress: bool = True) -> None:
         if not images:
             raise AscendSlimError("no calibration images given")
         self.images = [Path(p) for p in images]
         self.input_name = input_name
-        self.input_dtype = np.dtype(input_dtype)
         self.img_size = meta.img_size
         self.stride = int(max(meta.strides))
         n, batch = len(self.images), meta.batch
@@ -96,13 +94,10 @@ class LetterboxCalibrationReader(CalibrationDataReader):
         self._range = (start_index, min(end_index, len(self.batches)))
         self._next = start_index
 
-    def rewind(self) -> None:
-        self._next = self._range[0]
-
-    def tensor(self, batch: Sequence[int]) -> np.ndarray:
-        """The model input for images ``batch`` (indices into ``images``), as ``Detector`` would make it."""
+    def _tensor(self, batch: Sequence[int]) -> np.ndarray:
+        """The float32 model input for images ``batch`` (indices into ``images``), as ``Detector`` makes it."""
         arrays = [read_image(self.images[i]) for i in batch]
-        tensor, _, _ = core.preprocess(arrays, self.img_size, auto=False, stride=self.stride, dtype=self.input_dtype)
+        tensor, _, _ = core.preprocess(arrays, self.img_size, auto=False, stride=self.stride, dtype=np.float32)
         return tensor
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -111,7 +106,7 @@ class LetterboxCalibrationReader(CalibrationDataReader):
         batch = self.batches[self._next]
         self._next += 1
         self._bar.update(len(batch))
-        return {self.input_name: self.tensor(batch)}
+        return {self.input_name: self._tensor(batch)}
 
     def close(self) -> None:
         self._bar.close()
