@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     p.add_argument("--train-split", default="", help="training split (default: trainval for VOC, train for a yaml)")
     p.add_argument("--val-split", default="", help="validation split (default: test for VOC, val for a yaml)")
     p.add_argument("--noval", action="store_true", help="validate only after the last epoch")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="train in float32 on CUDA too (default: float16 mixed precision with a GradScaler there)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPU processes (torchrun)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--project", default="runs/train", help="runs are saved to project/name (default runs/train)")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             train_split=args.train_split, val_split=args.val_split, cache=args.cache, epochs=args.epochs,
             batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
-            noval=args.noval, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
+            noval=args.noval, amp=args.amp, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
         trainer = build_trainer(config)
     try:
         if trainer.is_main:
