@@ -108,13 +108,8 @@ class TrainConfig:
 class EpochTiming:
     """Wall-clock split of one training epoch (main rank)."""
 
-    images: int = 0
     data_s: float = 0.0  # waiting for the loader
     total_s: float = 0.0
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.total_s if self.total_s else 0.0
 
     @property
     def data_share(self) -> float:
@@ -232,7 +227,6 @@ class Trainer:
                 last_step = i
             for key, value in items.items():
                 sums[key] = sums.get(key, 0.0) + value
-            timing.images += images.shape[0]
             bar.set_postfix({k.removesuffix("_loss"): f"{v / (i + 1):.4g}" for k, v in sums.items()}
                             | {"objects": targets.shape[0]}, refresh=False)
             bar.update()
