@@ -5,6 +5,7 @@
 #   bash run.sh speed  [<image_set.txt> <image_dir>] [flags] wall-clock timing, sequential and pipelined
 #   bash run.sh eval   <VOCdevkit> [flags]                   VOC07 metrics, txt_result/ and eval_result/
 #   bash run.sh test                                         ruff + the test suite
+#   bash run.sh sanitize                                     the core's tests on an ASan + UBSan build
 #   bash run.sh setup                                        only create/refresh the virtualenv
 #
 # The model comes from WEIGHTS=... or --weights (.pt, .onnx or .om); without either, the official
@@ -34,7 +35,7 @@ setup() {
 }
 
 task="${1:-}"
-[ -n "$task" ] || die "usage: bash run.sh {detect|speed|eval|test|setup} ... (see the header of run.sh)"
+[ -n "$task" ] || die "usage: bash run.sh {detect|speed|eval|test|sanitize|setup} ... (see the header of run.sh)"
 shift
 weights=()
 [ -n "${WEIGHTS:-}" ] && weights=(--weights "$WEIGHTS")
@@ -47,6 +48,19 @@ case "$task" in
     cd "$ROOT"
     "$VENV/bin/ruff" check .
     "$VENV/bin/python" -m pytest -q tests "$@" ;;
+  sanitize)
+    setup
+    cd "$ROOT"
+    san="$ROOT/build/sanitize"
+    rm -rf "$san/dist" "$san/site"
+    "$VENV/bin/python" -m pip wheel -q --no-deps -w "$san/dist" . -Cbuild-dir="$san/build" \
+      -Ccmake.define.ASCEND_SLIM_SANITIZE=ON -Ccmake.build-type=RelWithDebInfo
+    "$VENV/bin/python" -m zipfile -e "$san"/dist/ascend_slim-*.whl "$san/site"
+    export PYTHONPATH="$san/site" LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+    export ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    "$VENV/bin/python" -c 'import sys, ascend_slim._core as c; sys.exit(sys.argv[1] not in c.__file__)' "$san/site" \
+      || die "$VENV's ascend-slim shadows the sanitizer build (an editable install?): use a plain install"
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_core*.py "$@" ;;
   detect)
     [ $# -ge 2 ] || die "usage: bash run.sh detect <image_set.txt> <image_dir> [flags]"
     set_file="$1"; image_dir="$2"; shift 2
@@ -68,5 +82,5 @@ case "$task" in
     setup
     "$VENV/bin/ascend-slim" eval "${weights[@]}" --data "$voc" --out txt_result "$@" ;;
   *)
-    die "unknown task '$task': use detect, speed, eval, test or setup" ;;
+    die "unknown task '$task': use detect, speed, eval, test, sanitize or setup" ;;
 esac

@@ -1,11 +1,16 @@
 // pybind11 bindings of the C++ core (module ascend_slim._core). All argument checking happens here, so the
-// C++ functions behind it can assume well-formed input. Long calls release the GIL.
+// C++ functions behind it can assume well-formed input; the one exception is the probability range of decoded
+// rows, checked as the decode reads them (std::invalid_argument, turned into ValueError here). Every C++
+// exception reaches Python as an exception (pybind11 translates the standard ones). Long calls release the GIL.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/numpy.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <stdexcept>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -177,9 +182,8 @@ PostprocessParams make_params(double conf_thres, double iou_thres, std::optional
     return resolve_mode(p);
 }
 
-int check_threads(int num_threads) {
+void check_threads(int64_t num_threads) {
     if (num_threads < 1) value_error("num_threads: must be at least 1, got " + std::to_string(num_threads));
-    return num_threads;
 }
 
 py::array_t<float> boxes_to_array(const std::vector<Box>& boxes) {
@@ -200,7 +204,7 @@ py::list to_list(const std::vector<std::vector<Box>>& per_image) {
 
 // Decode (``decode(i)`` gives image i's candidates) + NMS for every image of a batch, without the GIL.
 template <class Decode>
-py::list select_per_image(int64_t batch, int num_threads, const PostprocessParams& p, const Decode& decode) {
+py::list select_per_image(int64_t batch, int64_t num_threads, const PostprocessParams& p, const Decode& decode) {
     check_threads(num_threads);
     std::vector<std::vector<Box>> result(batch);
     {
@@ -228,7 +232,7 @@ py::list py_decode(py::handle heads, py::handle anchors, py::handle strides, dou
 
 py::list py_postprocess(py::handle heads, py::handle anchors, py::handle strides, double conf_thres, double iou_thres,
                         std::optional<int64_t> max_det, bool multi_label, bool agnostic, const py::object& classes,
-                        const std::string& mode, std::optional<double> obj_thres, int num_threads) {
+                        const std::string& mode, std::optional<double> obj_thres, int64_t num_threads) {
     const Heads h = parse_heads(heads, anchors, strides);
     const PostprocessParams p =
         make_params(conf_thres, iou_thres, max_det, multi_label, agnostic, classes, mode, obj_thres);
@@ -238,7 +242,7 @@ py::list py_postprocess(py::handle heads, py::handle anchors, py::handle strides
 py::list py_postprocess_decoded(py::handle pred_obj, double conf_thres, double iou_thres,
                                 std::optional<int64_t> max_det, bool multi_label, bool agnostic,
                                 const py::object& classes, const std::string& mode, std::optional<double> obj_thres,
-                                int num_threads) {
+                                int64_t num_threads) {
     const py::array pred = contiguous(pred_obj, "pred");
     DecodedRows rows;
     rows.type = float_type(pred, "pred");
@@ -249,7 +253,48 @@ py::list py_postprocess_decoded(py::handle pred_obj, double conf_thres, double i
     rows.data = pred.data();
     const PostprocessParams p =
         make_params(conf_thres, iou_thres, max_det, multi_label, agnostic, classes, mode, obj_thres);
-    return select_per_image(rows.batch, num_threads, p, [&](int64_t i) { return decode_rows(rows, i, p.rule); });
+    try {
+        return select_per_image(rows.batch, num_threads, p, [&](int64_t i) { return decode_rows(rows, i, p.rule); });
+    } catch (const std::invalid_argument& e) {
+        value_error(std::string("pred: ") + e.what() + "; raw logits go to postprocess()");
+    }
+}
+
+// Class ids of an integer (or bool) array, or of a float array holding whole numbers small enough that
+// distinct ids stay distinct in that float type (|id| <= 2^mantissa digits); anything else is refused
+// rather than truncated or collided.
+std::vector<int64_t> parse_class_ids(const py::array& cls) {
+    const char kind = cls.dtype().kind();
+    const size_t n = static_cast<size_t>(cls.size());
+    std::vector<int64_t> ids(n);
+    if (kind == 'u' && cls.itemsize() == 8) {
+        const auto arr = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(cls);
+        for (size_t i = 0; i < n; ++i) {
+            if (arr.data()[i] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                value_error("classes: id " + std::to_string(arr.data()[i]) + " at index " + std::to_string(i) +
+                            " does not fit in int64");
+            ids[i] = static_cast<int64_t>(arr.data()[i]);
+        }
+    } else if (kind == 'b' || kind == 'i' || kind == 'u') {
+        const auto arr = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(cls);
+        std::copy(arr.data(), arr.data() + n, ids.begin());
+    } else if (kind == 'f' && cls.itemsize() <= 8) {
+        const int digits = cls.itemsize() == 2 ? 11 : cls.itemsize() == 4 ? 24 : 53;
+        const double limit = std::ldexp(1.0, digits);
+        const auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(cls);
+        for (size_t i = 0; i < n; ++i) {
+            const double c = arr.data()[i];
+            if (!(std::fabs(c) <= limit) || c != std::trunc(c))
+                value_error("classes: " + dtype_str(cls) + " id " + py::repr(py::float_(c)).cast<std::string>() +
+                            " at index " + std::to_string(i) + " is not a whole number within +-2^" +
+                            std::to_string(digits) + " (pass an integer array)");
+            ids[i] = static_cast<int64_t>(c);
+        }
+    } else {
+        type_error("classes: expected an integer array (or float16/32/64 holding whole numbers), got " +
+                   dtype_str(cls));
+    }
+    return ids;
 }
 
 py::array_t<int64_t> py_nms(py::handle boxes_obj, py::handle scores_obj, py::handle classes_obj, double iou_thres,
@@ -265,16 +310,7 @@ py::array_t<int64_t> py_nms(py::handle boxes_obj, py::handle scores_obj, py::han
     const py::array cls_in = contiguous(classes_obj, "classes");
     if (cls_in.ndim() != 1 || cls_in.shape(0) != n)
         value_error("classes: expected shape (" + std::to_string(n) + ",), got " + shape_str(cls_in));
-    const char kind = cls_in.dtype().kind();
-    if (kind != 'i' && kind != 'u' && kind != 'f' && kind != 'b')
-        type_error("classes: expected an integer or float array, got " + dtype_str(cls_in));
-    const auto classes = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(cls_in);
-    std::vector<int64_t> class_ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        const double c = classes.data()[i];
-        if (!std::isfinite(c)) value_error("classes: values must be finite");
-        class_ids[i] = static_cast<int64_t>(c);
-    }
+    const std::vector<int64_t> class_ids = parse_class_ids(cls_in);
     check_unit(iou_thres, "iou_thres");
     NmsParams params;
     params.iou_thres = iou_thres;

@@ -310,6 +310,10 @@ def test_nms_tie_order_and_suppression():
     assert core.nms(boxes, scores, classes, iou_thres=0.9).tolist() == [3, 0, 1, 2, 4]
     assert core.nms(boxes, scores, classes, iou_thres=0.5, max_det=2).tolist() == [3, 0]
     assert core.nms(boxes, scores, classes.astype(np.float32), iou_thres=0.5, max_nms=2).tolist() == [3, 0]
+    same = np.repeat(boxes[:1], 2, axis=0), np.ones(2, np.float32)
+    assert core.nms(*same, np.array([2**24, 2**24 - 1], np.float32)).tolist() == [0, 1]  # large but distinct
+    assert core.nms(*same, np.array([2**62, 2**62 + 1], np.int64)).tolist() == [0, 1]
+    assert core.nms(*same, np.full(2, 2**63 - 1, np.uint64)).tolist() == [0]
     iou01 = 90 / 110
     assert core.nms(boxes[:2], scores[:2], classes[:2], iou_thres=np.float32(iou01)).tolist() == [0, 1]
     assert core.nms(boxes[:2], scores[:2], classes[:2], iou_thres=np.nextafter(np.float32(iou01), 0)).tolist() == [0]
@@ -382,12 +386,21 @@ BOXES, SCORES, CLASSES = np.zeros((2, 4), np.float32), np.zeros(2, np.float32), 
     (lambda: core.postprocess_decoded(np.zeros((1, 4, 85), np.int32)), TypeError, "pred: expected a float32"),
     (lambda: core.postprocess_decoded(np.zeros((4, 85), np.float32)), ValueError, "pred: expected rank 3"),
     (lambda: core.postprocess_decoded(np.zeros((1, 0, 85), np.float32)), ValueError, "pred: empty"),
+    (lambda: core.postprocess_decoded(np.full((1, 4, 7), 3.0, np.float32)), ValueError,
+     r"pred: objectness 3 \(image 0, row 0\) is not a probability"),
+    (lambda: core.postprocess_decoded(np.full((1, 4, 7), -0.5, np.float16)), ValueError, "objectness -0.5"),
+    (lambda: core.postprocess_decoded(np.concatenate([np.full((1, 4, 5), 0.9), np.full((1, 4, 2), 7.0)], axis=2)
+                                      .astype(np.float32)), ValueError, "pred: class score 7"),
     (lambda: core.nms(BOXES.astype(np.float64), SCORES, CLASSES), TypeError, "boxes: expected float32"),
     (lambda: core.nms(BOXES[:, :3], SCORES, CLASSES), ValueError, r"boxes: expected shape \(K, 4\)"),
     (lambda: core.nms(BOXES, SCORES[:1], CLASSES), ValueError, "scores: expected shape"),
     (lambda: core.nms(BOXES, SCORES, CLASSES[:1]), ValueError, "classes: expected shape"),
     (lambda: core.nms(BOXES, SCORES, np.array(["a", "b"])), TypeError, "classes: expected an integer"),
-    (lambda: core.nms(BOXES, SCORES, np.array([0, np.nan])), ValueError, "classes: values must be finite"),
+    (lambda: core.nms(BOXES, SCORES, np.array([0, np.nan])), ValueError, "classes: float64 id nan at index 1"),
+    (lambda: core.nms(BOXES, SCORES, np.array([0, 1.5], np.float32)), ValueError, "id 1.5 .* not a whole number"),
+    (lambda: core.nms(BOXES, SCORES, np.array([1e20, 1e20 + 1e5])), ValueError, r"within \+-2\^53"),
+    (lambda: core.nms(BOXES, SCORES, np.array([2**24 + 2, 0], np.float32)), ValueError, r"within \+-2\^24"),
+    (lambda: core.nms(BOXES, SCORES, np.array([2**64 - 1, 0], np.uint64)), ValueError, "does not fit in int64"),
     (lambda: core.nms([[0, 0, 1, 1]], SCORES[:1], CLASSES[:1]), TypeError, "boxes: expected a numpy array"),
     (lambda: core.scale_boxes(np.zeros((1, 5), np.float32), 1.0, (0, 0), (10, 10)), ValueError, "dets"),
     (lambda: core.scale_boxes(np.zeros((1, 6)), 1.0, (0, 0), (10, 10)), TypeError, "dets: expected float32"),
@@ -398,6 +411,10 @@ BOXES, SCORES, CLASSES = np.zeros((2, 4), np.float32), np.zeros(2, np.float32), 
     (lambda: core.letterbox(IMG[..., 0], 64), ValueError, r"img: expected an HxWx3"),
     (lambda: core.letterbox(IMG[:0], 64), ValueError, "img: empty"),
     (lambda: core.letterbox(IMG, 0), ValueError, "size"),
+    (lambda: core.letterbox(IMG, (640.7, 640)), ValueError, r"image size .* got \(640.7, 640\)"),
+    (lambda: core.preprocess(IMG, (64, 64, 3)), ValueError, "image size"),
+    (lambda: core.letterbox(IMG, 64, color=114.5), TypeError, "color"),
+    (lambda: core.letterbox(IMG, 64, color=(1, 2, 3.5)), TypeError, "color: expected an integer"),
     (lambda: core.letterbox(IMG, 64, stride=0), ValueError, "stride"),
     (lambda: core.letterbox(IMG, 64, color=(1, 2)), ValueError, "color: expected 3"),
     (lambda: core.letterbox(IMG, 64, color=300), ValueError, "color: values"),

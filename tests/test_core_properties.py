@@ -84,10 +84,20 @@ def test_boxes_land_inside_the_image(case, shape):
     np.testing.assert_array_equal(scaled[:, 4:], dets[:, 4:])
 
 
+PROBABILITIES = st.one_of(st.floats(0, 1, width=32), st.sampled_from([0.0, 1.0, np.nan]))
+
+
+@st.composite
+def decoded_rows(draw):
+    """``[N, K, 5+nc]`` rows: any xywh (NaN, Inf, huge included), probabilities (or NaN) after them."""
+    shape = draw(st.tuples(st.integers(1, 2), st.integers(1, 40), st.integers(6, 9)))
+    xywh = draw(arrays(np.float32, (*shape[:2], 4), elements=st.one_of(st.floats(-1e3, 1e3, width=32), LOGITS)))
+    probs = draw(arrays(np.float32, (*shape[:2], shape[2] - 4), elements=PROBABILITIES))
+    return np.concatenate([xywh, probs], axis=2)
+
+
 @SETTINGS
-@given(pred=arrays(np.float32, st.tuples(st.integers(1, 2), st.integers(1, 40), st.integers(6, 9)),
-                   elements=st.one_of(st.floats(0, 1, width=32), st.floats(-1e3, 1e3, width=32), LOGITS)),
-       **SETTINGS_ARGS)
+@given(pred=decoded_rows(), **SETTINGS_ARGS)
 def test_postprocess_decoded_never_returns_non_finite(pred, conf_thres, iou_thres, multi_label, mode):
     kw = dict(conf_thres=conf_thres, iou_thres=iou_thres, multi_label=multi_label, mode=mode)
     got = core.postprocess_decoded(pred, **kw)

@@ -88,3 +88,44 @@ def test_long_calls_release_the_gil(batch, images_dir):
         # Any single call during which the other thread moved proves the release; a few tries absorb
         # a scheduler that happens not to run the other thread during one short call.
         assert any(_progress_during(call) > 0 for _ in range(5)), name
+
+
+def test_thread_counts_beyond_the_batch_and_the_machine_are_capped():
+    """40,000 requested threads (or 10^12) once aborted the interpreter; the core now caps them."""
+    heads = [np.zeros((40000, 1, 2, 2, 6), np.float32)]
+    for threads in (40000, 10**12):
+        out = core.postprocess(heads, [[[10, 13]]], [8.0], num_threads=threads)
+        assert len(out) == 40000 and all(d.shape == (0, 6) for d in out)
+
+
+def test_a_worker_exception_reaches_the_caller():
+    pred = np.full((8, 50, 7), 0.5, np.float32)
+    pred[5, 20, 4] = 4.0  # a logit in image 5: raised on some worker thread
+    with pytest.raises(ValueError, match=r"objectness 4 \(image 5, row 20\)"):
+        core.postprocess_decoded(pred, num_threads=4)
+
+
+REFUSED_THREADS = """
+import resource
+import numpy as np
+from ascend_slim import core
+heads = [np.random.default_rng(0).normal(-2, 3, (6, 3, 8, 8, 9)).astype(np.float32)]
+anchors = np.full((1, 3, 2), 20.0)
+want = core.postprocess(heads, anchors, [8.0])
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+vm = int(status["VmSize"].split()[0]) * 1024
+# Room for small allocations but not for a thread's stack (8 MiB by default): thread creation fails.
+resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
+got = core.postprocess(heads, anchors, [8.0], num_threads=8)
+print(all(np.array_equal(a, b) for a, b in zip(got, want)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
+def test_refused_threads_fall_back_to_fewer():
+    """Under an address-space limit the system refuses new threads; the call still returns the right result."""
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", REFUSED_THREADS], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "True"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ascend_slim import Detector
+from ascend_slim import AscendSlimError, Detector
 from ascend_slim.classes import VOC_CLASSES, class_map
 from ascend_slim.data.voc import load_voc
 from ascend_slim.evaluation import detect_dataset, evaluate, score_detections
@@ -82,3 +82,22 @@ def test_torch_backend_runs_any_stride_multiple(yolov5n_pt: Path):
     assert backend.meta.dynamic and backend.meta.img_size == (320, 320)
     heads = backend.run(np.zeros((1, 3, 64, 96), np.float32))
     assert [h.shape[2:4] for h in heads] == [(8, 12), (4, 6), (2, 3)]
+
+
+def test_unreadable_images_are_skipped_and_left_out_of_the_score(yolov5n_onnx: Path, small_test_set, tmp_path: Path):
+    """One skip policy: an undecodable image is reported and scored as absent (ground truth included), or
+    stops a strict run."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    bad_id = small_test_set.ids[1]
+    ds = copy.copy(small_test_set)
+    ds.image_path = lambda i: broken if i == bad_id else small_test_set.image_path(i)
+    det = Detector(yolov5n_onnx, img_size=320, **SETTINGS)
+    skipped: list[tuple[str, str]] = []
+    result = evaluate(det, ds, progress=False, on_skip=lambda i, reason: skipped.append((i, reason)))
+    assert [i for i, _ in skipped] == [bad_id] and "cannot decode image" in skipped[0][1]
+    assert result.num_images == len(ds.ids) - 1
+    with pytest.warns(UserWarning, match=f"skipped {bad_id}"):
+        assert bad_id not in detect_dataset(det, ds, progress=False)
+    with pytest.raises(AscendSlimError, match="strict mode"):
+        evaluate(det, ds, progress=False, strict=True)

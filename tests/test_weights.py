@@ -57,3 +57,27 @@ def test_resolve_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yolov5
     bad.write_bytes(b"x")
     with pytest.raises(AscendSlimError, match="unsupported weights"):
         resolve_weights(bad)
+
+
+def test_export_cache_keeps_the_most_recently_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ascend_slim import weights
+    from ascend_slim.model.checkpoint import save_checkpoint
+    from ascend_slim.model.yolo import YOLOv5
+
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "MAX_CACHED_EXPORTS", 2)
+    ckpt = tmp_path / "n.pt"
+    save_checkpoint(ckpt, YOLOv5.from_yaml("yolov5n"), img_size=64)
+    folder = tmp_path / "cache" / "onnx"
+    folder.mkdir(parents=True)
+    older, old = folder / "older.onnx", folder / "old.onnx"
+    for age, path in ((300, older), (200, old)):
+        path.write_bytes(b"stale export")
+        os.utime(path, (path.stat().st_atime - age,) * 2)
+    first = weights.onnx_for_checkpoint(ckpt, 64, dynamic=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([first.name, "old.onnx"])  # 'older' evicted
+    assert weights.onnx_for_checkpoint(ckpt, 64, dynamic=True) == first  # a hit: no new export
+    second = weights.onnx_for_checkpoint(ckpt, 96, dynamic=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([first.name, second.name])

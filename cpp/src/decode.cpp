@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
+#include <stdexcept>
 #include <type_traits>
 
 #include "ascend_slim/half.hpp"
@@ -144,6 +146,14 @@ void decode_head(const RawHead& h, int64_t image, const CandidateRule& rule, std
     }
 }
 
+[[noreturn]] void not_a_probability(const char* what, double value, int64_t image, int64_t row) {
+    std::ostringstream msg;
+    msg << what << ' ' << value << " (image " << image << ", row " << row
+        << ") is not a probability in [0, 1]: decoded rows hold sigmoid outputs";
+    throw std::invalid_argument(msg.str());
+}
+
+// Rows whose objectness passes have every class score checked too; NaN is allowed (it never passes).
 template <typename T>
 void decode_rows_typed(const DecodedRows& rows, int64_t image, const CandidateRule& rule, std::vector<Box>& out) {
     const T* base = static_cast<const T*>(rows.data) + image * rows.count * rows.no;
@@ -153,15 +163,19 @@ void decode_rows_typed(const DecodedRows& rows, int64_t image, const CandidateRu
     for (int64_t k = 0; k < rows.count; ++k) {
         const T* p = base + k * rows.no;
         const double obj = load(p, 4);
-        if (!(obj > rule.obj_thres) || !(obj > 0.0) || !std::isfinite(obj)) continue;
+        if (obj < 0.0 || obj > 1.0) not_a_probability("objectness", obj, image, k);
+        if (!(obj > rule.obj_thres) || !(obj > 0.0)) continue;
         auto make_box = [&](Box& b) {
             const double x = load(p, 0), y = load(p, 1), w = load(p, 2), hh = load(p, 3);
             return set_corners(b, x - 0.5 * w, y - 0.5 * hh, x + 0.5 * w, y + 0.5 * hh);
         };
+        const float* cls = class_values(p + 5, 1, nc, buf.data());
+        for (int64_t c = 0; c < nc; ++c)
+            if (cls[c] < 0.f || cls[c] > 1.f) not_a_probability("class score", cls[c], image, k);
         const double q = rule.conf_thres / obj;
         if (q >= 1.0) continue;
         const float bound = static_cast<float>(q * (1.0 - 1e-6));  // probabilities: no sigmoid
-        emit_classes(class_values(p + 5, 1, nc, buf.data()), nc, obj, bound, rule,
+        emit_classes(cls, nc, obj, bound, rule,
                      [](float v) { return static_cast<double>(v); }, make_box, pos.data(), out);
     }
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <mutex>
 #include <thread>
 
 namespace ascend_slim {
@@ -44,30 +43,50 @@ std::vector<Box> select_boxes(std::vector<Box> candidates, const PostprocessPara
     return out;
 }
 
-void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t)>& fn) {
-    const int64_t workers = std::min<int64_t>(std::max(1, num_threads), n);
+namespace {
+
+// num_threads (at least 1) capped at the n items and the machine's hardware threads.
+int64_t worker_count(int64_t n, int64_t num_threads) {
+    int64_t workers = std::min(std::max<int64_t>(1, num_threads), std::max<int64_t>(1, n));
+    const unsigned machine = std::thread::hardware_concurrency();  // 0 when unknown
+    if (machine > 0) workers = std::min<int64_t>(workers, machine);
+    return workers;
+}
+
+}  // namespace
+
+void parallel_for(int64_t n, int64_t num_threads, const std::function<void(int64_t)>& fn) {
+    const int64_t workers = worker_count(n, num_threads);
     if (workers <= 1) {
         for (int64_t i = 0; i < n; ++i) fn(i);
         return;
     }
+    // Each worker keeps its own first exception (no lock that could throw); after one, the rest stop early.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
     std::atomic<int64_t> next{0};
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto work = [&] {
-        for (int64_t i = next++; i < n; i = next++) {
+    std::atomic<bool> failed{false};
+    auto work = [&](int64_t worker) noexcept {
+        for (int64_t i = next++; i < n && !failed.load(std::memory_order_relaxed); i = next++) {
             try {
                 fn(i);
             } catch (...) {
-                const std::lock_guard<std::mutex> lock(error_mutex);
-                if (!error) error = std::current_exception();
+                errors[static_cast<size_t>(worker)] = std::current_exception();
+                failed = true;
             }
         }
     };
     std::vector<std::thread> threads;
-    for (int64_t t = 1; t < workers; ++t) threads.emplace_back(work);
-    work();
+    try {
+        threads.reserve(static_cast<size_t>(workers - 1));
+        for (int64_t t = 1; t < workers; ++t) threads.emplace_back(work, t);
+    } catch (const std::exception&) {
+        // The system refused another thread (std::system_error) or its bookkeeping (std::bad_alloc): the
+        // threads already running and this one share the work.
+    }
+    work(0);
     for (auto& t : threads) t.join();
-    if (error) std::rethrow_exception(error);
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
 }
 
 void scale_boxes(float* dets, int64_t n, double ratio, double pad_left, double pad_top, int64_t height,

@@ -1,9 +1,9 @@
 """The C++ hot path (``ascend_slim._core``): letterbox/preprocess, YOLOv5 decode, NMS, postprocess, box scaling.
 
-Boxes are ``float32`` rows ``[x1, y1, x2, y2, score, class]`` in pixels. Arrays of the wrong dtype raise
-``TypeError``, wrong shapes, empty arrays and out-of-range settings raise ``ValueError``; both name the
-argument. Non-contiguous arrays are accepted and copied once. Every call is thread-safe and releases the GIL
-while it computes.
+Boxes are ``float32`` rows ``[x1, y1, x2, y2, score, class]`` in pixels. Arrays of the wrong dtype and
+non-integer colours raise ``TypeError``; wrong shapes, empty arrays, non-integral sizes and out-of-range
+settings or values raise ``ValueError``; both name the argument; nothing is silently truncated.
+Non-contiguous arrays are accepted and copied once. Every call is thread-safe and releases the GIL while it computes.
 
 Postprocess modes:
 
@@ -24,6 +24,7 @@ scores keep candidate order (head, anchor, row, column, class).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Union
 
@@ -40,7 +41,10 @@ __all__ = ["decode", "letterbox", "nms", "postprocess", "postprocess_decoded", "
 def _color(color: Color) -> list[int]:
     if isinstance(color, (int, np.integer)):
         return [int(color)] * 3
-    return [int(c) for c in color]
+    try:
+        return [operator.index(c) for c in color]  # refuses 114.5 rather than truncating it
+    except TypeError:
+        raise TypeError(f"color: expected an integer or one integer per channel, got {color!r}") from None
 
 
 def letterbox(img: np.ndarray, size: ImageSize, color: Color = 114, auto: bool = False, scaleup: bool = True,
@@ -86,10 +90,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: f
         max_det: int | None = 300, agnostic: bool = False, max_nms: int | None = 30000) -> np.ndarray:
     """Greedy NMS: ``int64`` indices of the kept boxes, highest score first (ties keep input order).
 
-    ``boxes`` ``(K, 4) float32`` x1 y1 x2 y2, ``scores`` ``(K,) float32``, ``classes`` ``(K,)`` integers (or
-    integral floats). Only boxes of one class suppress each other unless ``agnostic``; a box goes when its
-    IoU with a kept box is ``> iou_thres``. At most ``max_nms`` top-scoring boxes enter and ``max_det`` are
-    kept (``None``: no cap). Boxes with a NaN score are dropped.
+    ``boxes`` ``(K, 4) float32`` x1 y1 x2 y2, ``scores`` ``(K,) float32``, ``classes`` ``(K,)`` integers, or
+    floats holding whole numbers small enough to stay distinct in their type (``|id| <= 2**24`` for float32,
+    ``2**53`` for float64); other values raise ``ValueError`` rather than being truncated. Only boxes of one
+    class suppress each other unless ``agnostic``; a box goes when its IoU with a kept box is ``> iou_thres``.
+    At most ``max_nms`` top-scoring boxes enter and ``max_det`` are kept (``None``: no cap). Boxes with a NaN
+    score are dropped.
     """
     return _core.nms(boxes, scores=scores, classes=classes, iou_thres=iou_thres, max_det=max_det, max_nms=max_nms,
                      agnostic=agnostic)
@@ -102,7 +108,8 @@ def postprocess(heads: Sequence[np.ndarray], anchors: np.ndarray | Sequence, str
     """Decode raw heads (see ``decode``) and run NMS; per image ``Kx6 float32`` sorted by score.
 
     ``classes`` keeps only those class ids (applied before NMS, after best-class selection);
-    ``num_threads`` worker threads share the images of the batch.
+    ``num_threads`` worker threads share the images of the batch (capped at the batch size and the machine's
+    hardware threads; when the system refuses a thread, the threads already running do the work).
     """
     return _core.postprocess(heads, anchors=anchors, strides=strides, conf_thres=conf_thres, iou_thres=iou_thres,
                              max_det=max_det, multi_label=multi_label, agnostic=agnostic, classes=classes, mode=mode,
@@ -114,7 +121,11 @@ def postprocess_decoded(pred: np.ndarray, conf_thres: float = 0.25, iou_thres: f
                         classes: Sequence[int] | None = None, mode: str = "yolov5",
                         obj_thres: float | None = None, num_threads: int = 1) -> list[np.ndarray]:
     """``postprocess`` for an already-decoded output ``[N, K, 5+nc]`` (xywh pixels, sigmoid applied: the
-    usual Ultralytics ONNX export), float32 or float16."""
+    usual Ultralytics ONNX export), float32 or float16.
+
+    Objectness (every row) and class scores (rows whose objectness passes ``obj_thres``) must be
+    probabilities in ``[0, 1]`` (NaN never passes); anything else raises ``ValueError``, as it means logits.
+    """
     return _core.postprocess_decoded(pred, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                      multi_label=multi_label, agnostic=agnostic, classes=classes, mode=mode,
                                      obj_thres=obj_thres, num_threads=num_threads)

@@ -17,6 +17,7 @@ DEFAULT_WEIGHTS_URL = "https://github.com/ultralytics/yolov5/releases/download/v
 WEIGHTS_ENV = "ASCEND_SLIM_WEIGHTS"
 CACHE_ENV = "ASCEND_SLIM_CACHE"
 MODEL_SUFFIXES = (".pt", ".onnx", ".om")
+MAX_CACHED_EXPORTS = 8  # ONNX exports of .pt files kept in the cache; the least recently used go first
 
 
 def cache_dir() -> Path:
@@ -74,14 +75,32 @@ def download_default_weights(url: str = DEFAULT_WEIGHTS_URL) -> Path:
 
 def onnx_for_checkpoint(weights: Path, img_size: int | tuple[int, int], batch: int = 1, opset: int = 11,
                         head: str = "raw", dynamic: bool = False) -> Path:
-    """An ONNX export of a ``.pt`` checkpoint, cached by content hash and export settings (imports torch)."""
+    """An ONNX export of a ``.pt`` checkpoint, cached by content hash and export settings (imports torch).
+
+    The cache keeps the :data:`MAX_CACHED_EXPORTS` most recently used exports (about 7.5 MB each for yolov5n).
+    """
     h, w = as_hw(img_size)
     key = f"{file_sha256(weights)[:16]}-{h}x{w}-b{batch}-op{opset}-{head}{'-dynamic' if dynamic else ''}"
     target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
-    if not target.is_file():
-        from .export import export_onnx
-        from .model.checkpoint import load_weights
+    if target.is_file():
+        os.utime(target)  # most recently used: the last to be evicted
+        return target
+    from .export import export_onnx
+    from .model.checkpoint import load_weights
 
-        model, _ = load_weights(weights)
-        export_onnx(model, target, img_size=(h, w), batch=batch, opset=opset, head=head, dynamic=dynamic)
+    model, _ = load_weights(weights)
+    export_onnx(model, target, img_size=(h, w), batch=batch, opset=opset, head=head, dynamic=dynamic)
+    _evict_exports(target.parent, keep=MAX_CACHED_EXPORTS)
     return target
+
+
+def _evict_exports(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used exports in ``folder``."""
+    def last_used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # evicted meanwhile by another process
+            return 0.0
+
+    for old in sorted(folder.glob("*.onnx"), key=last_used, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)

@@ -42,6 +42,8 @@ struct Box {
 // Candidates of image `image`, in head order, then anchor, row, column, class. Decisions are taken on
 // double-precision sigmoids; rows with a non-finite box (NaN logits) are dropped.
 std::vector<Box> decode_raw(const std::vector<RawHead>& heads, int64_t image, const CandidateRule& rule);
+// decode_rows throws std::invalid_argument for an objectness (any row) or class score (rows whose objectness
+// passes) outside [0, 1]: such rows are logits, not probabilities.
 std::vector<Box> decode_rows(const DecodedRows& rows, int64_t image, const CandidateRule& rule);
 
 }  // namespace ascend_slim

@@ -28,8 +28,10 @@ PostprocessParams resolve_mode(PostprocessParams params);
 // Candidates -> class filter -> NMS, sorted by score (descending, stable).
 std::vector<Box> select_boxes(std::vector<Box> candidates, const PostprocessParams& params);
 
-// Runs fn(i) for i in [0, n) on up to num_threads threads; rethrows the first exception.
-void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t)>& fn);
+// Runs fn(i) for i in [0, n) on num_threads threads capped at n and the machine's hardware threads, this one included; when the system
+// refuses a thread, the threads already started share the work. Every thread is joined on every path; an
+// exception thrown by fn stops the remaining items and is rethrown here, on the calling thread.
+void parallel_for(int64_t n, int64_t num_threads, const std::function<void(int64_t)>& fn);
 
 // Maps [x1, y1, x2, y2, ...] rows (stride 6) from letterbox to original pixels in place, clipped to the image.
 void scale_boxes(float* dets, int64_t n, double ratio, double pad_left, double pad_top, int64_t height,

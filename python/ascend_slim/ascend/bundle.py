@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..classes import COCO_CLASSES, VOC_CLASSES, resolve_class_set
 from ..errors import AscendSlimError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, temporary_folder
 from ..meta import ModelMeta
 from .aipp import render_aipp, yolov5_aipp
 from .atc import OnnxGraphFacts, atc_command, inspect_onnx, render_convert_script
@@ -188,7 +188,7 @@ def deploy(weights: str | Path, out: str | Path, img_size: int = 512, soc: str =
     from ..model.checkpoint import load_weights
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp."))
+    work = temporary_folder(out.parent, prefix=f".{out.name}.tmp.")
     try:
         with tqdm(total=4, desc="deploy", unit="step") as bar:
             model, _ = load_weights(weights)

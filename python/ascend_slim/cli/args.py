@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ..runtime.factory import BACKENDS
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """A flag type: an integer in ``[low, high]``; anything else is a one-line usage error."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in [{low}, {high}], got {text}")
+        return value
+
+    return integer
 
 
 def fraction(text: str) -> float:
@@ -23,20 +30,34 @@ def fraction(text: str) -> float:
     return value
 
 
+# Sane ranges of the numeric flags: beyond them a run cannot succeed (allocation failures, int64 overflow in
+# the core) or makes no sense (NMS keeps at most 30,000 candidates).
+image_size = int_range(32, 4096)
+detections_per_image = int_range(1, 30_000)
+thread_count = int_range(0, 256)
+worker_count = int_range(1, 256)
+batch_size = int_range(1, 256)
+onnx_opset = int_range(9, 20)  # what torch's TorchScript exporter writes for YOLOv5 (ATC takes 11)
+iteration_count = int_range(1, 1_000_000)
+warmup_count = int_range(0, 10_000)
+channel_multiple = int_range(1, 256)  # --round-to: 8 (CPU SIMD) or 16 (Ascend cube unit)
+
+
 def add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int, threads: int) -> None:
     """The flags that describe a :class:`~ascend_slim.Detector` (model, thresholds, backend, device, threads)."""
     p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "
                    "(default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt, downloaded once)")
-    p.add_argument("--img", "--img-size", dest="img", type=positive_int, default=None,
-                   help="square input size in pixels (default: the model's own; 640 for .pt)")
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=None,
+                   help="square input size in pixels, 32-4096 (default: the model's own; 640 for .pt)")
     p.add_argument("--conf-thres", type=fraction, default=conf, help=f"confidence threshold (default {conf})")
     p.add_argument("--iou-thres", type=fraction, default=iou, help=f"NMS IoU threshold (default {iou})")
-    p.add_argument("--max-det", type=positive_int, default=max_det, help=f"detections per image ({max_det})")
+    p.add_argument("--max-det", type=detections_per_image, default=max_det,
+                   help=f"detections per image, 1-30000 ({max_det})")
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] (onnxruntime) or npu[:N] (Ascend .om)")
-    p.add_argument("--threads", type=int, default=threads,
-                   help=f"onnxruntime threads per inference, 0 = all cores (default {threads})")
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--threads", type=thread_count, default=threads,
+                   help=f"onnxruntime threads per inference, 0-256, 0 = all cores (default {threads})")
+    p.add_argument("--workers", type=worker_count, default=None,
                    help="images in flight (default: one per core with onnxruntime, else 2)")
 
 

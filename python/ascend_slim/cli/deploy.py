@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import fraction, positive_int
+from .args import fraction, image_size
 
 NAME = "deploy"
 HELP = "write the Ascend 310 bundle: ONNX, AIPP, ATC script, MindX pipelines and cfgs"
@@ -14,8 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..ascend.postprocess_cfg import DETECT_THRESHOLDS, EVAL_THRESHOLDS
 
     p.add_argument("--weights", help="checkpoint .pt (default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt)")
-    p.add_argument("--img", "--img-size", dest="img", type=positive_int, default=512,
-                   help="square model input size (default 512)")
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=512,
+                   help="square model input size, 32-4096 (default 512)")
     p.add_argument("--soc", default="Ascend310", help="ATC --soc_version (default Ascend310)")
     p.add_argument("--classes", choices=("voc", "coco"), help="remap the model to this class set first")
     p.add_argument("--conf-thres", type=fraction, default=DETECT_THRESHOLDS.score,

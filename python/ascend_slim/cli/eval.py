@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .args import add_model_args, detector_from_args
@@ -31,11 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..classes import VOC_CLASSES
     from ..data.voc import load_voc
-    from ..errors import AscendSlimError
     from ..evaluation import detect_dataset, score_detections
-    from ..evaluation.detfiles import read_det_files, round_as_written, write_det_files
+    from ..evaluation.detfiles import read_det_files, round_as_written, unknown_image_ids, write_det_files
     from ..evaluation.report import format_table, write_json
     from ..fileio import check_output_dir
 
@@ -44,32 +46,41 @@ def run(args: argparse.Namespace) -> int:
         if folder:
             check_output_dir(folder, what)
     ds = load_voc(args.data, year=args.year, split=args.split, class_names=VOC_CLASSES, strict=args.strict)
-    if not ds.ids:
-        raise AscendSlimError(f"no usable images in {args.data} ({args.split}): {len(ds.skipped)} skipped")
-    for image_id, reason in ds.skipped[:10]:
-        print(f"skipped {image_id}: {reason}")
-    if len(ds.skipped) > 10:
-        print(f"... {len(ds.skipped) - 10} more skipped")
+    split = f"VOC{args.year} {args.split}"
+    skipped: list[tuple[str, str]] = []
 
+    def skip(image_id: str, reason: str) -> None:  # one policy: every skipped image is named on stderr, counted
+        skipped.append((image_id, reason))
+        tqdm.write(f"skipped {image_id}: {reason}", file=sys.stderr)  # on its own line, also under a progress bar
+
+    for image_id, reason in ds.skipped:
+        skip(image_id, reason)
     if args.from_txt:
         detections = read_det_files(args.from_txt, ds.class_names)
+        listed = [*ds.ids, *(i for i, _ in ds.skipped)]
+        unknown = unknown_image_ids(detections, listed, source=args.from_txt, split=split)
+        if unknown:
+            print(f"warning: {len(unknown)} image id(s) in {args.from_txt} are not in {split} and are ignored "
+                  f"(first: {unknown[0]})", file=sys.stderr)
         source = f"detection files in {args.from_txt}"
     else:
         with detector_from_args(args, multi_label=True, rect=False) as det:  # square letterbox, as the reference
-            detections = detect_dataset(det, ds, workers=args.workers)
+            detections = detect_dataset(det, ds, workers=args.workers, strict=args.strict, on_skip=skip)
             source = f"{det.weights} ({det.backend.name}, {det.img_size[1]}x{det.img_size[0]})"
         write_det_files(args.out, detections, ds.class_names)
         detections = round_as_written(detections)  # score exactly what the files hold, as --from-txt would
 
-    result = score_detections(detections, ds.annotations, ds.class_names)
-    print(f"{source} on VOC{args.year} {args.split}: {len(ds.ids)} images, {len(ds.skipped)} skipped")
+    skipped_ids = {i for i, _ in skipped}
+    annotations = {i: ds.annotations[i] for i in ds.ids if i not in skipped_ids}
+    result = score_detections(detections, annotations, ds.class_names)
+    print(f"{source} on {split}: {len(annotations)} images, {len(skipped)} skipped")
     print(format_table(result))
     headline = METRICS[args.metric]
     print(f"{args.metric}: {headline} = {result.means[headline]:.4f}")
     if args.json:
         settings = {"source": source, "data": str(args.data), "year": args.year, "split": args.split,
                     "conf_thres": args.conf_thres, "iou_thres": args.iou_thres, "max_det": args.max_det}
-        write_json(args.json, result, extra={"settings": settings, "skipped": ds.skipped})
+        write_json(args.json, result, extra={"settings": settings, "skipped": skipped})
     if args.plots:
         from ..evaluation.plots import plot_class_ap, plot_pr_curves
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import positive_int
+from .args import batch_size, image_size, onnx_opset
 
 NAME = "export"
 HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes)"
@@ -15,9 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..meta import HEAD_LAYOUTS
 
     p.add_argument("--weights", help="checkpoint .pt (official Ultralytics or ascend-slim)")
-    p.add_argument("--img", "--img-size", dest="img", type=positive_int, default=640)
-    p.add_argument("--batch", "--batch-size", dest="batch", type=positive_int, default=1)
-    p.add_argument("--opset", type=int, default=11)
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
+                   help="square input size, a multiple of the model stride in 32-4096 (default 640)")
+    p.add_argument("--batch", "--batch-size", dest="batch", type=batch_size, default=1, help="1-256 (default 1)")
+    p.add_argument("--opset", type=onnx_opset, default=11, help="ONNX opset, 9-20 (default 11: what ATC takes)")
     p.add_argument("--head", choices=HEAD_LAYOUTS, default="raw",
                    help="raw: the three [1,3,h,w,5+nc] logits (Ascend); decoded: one [1,K,5+nc] output")
     p.add_argument("--classes", choices=("voc", "coco"), help="remap the model to this class set first "

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .args import add_model_args, detector_from_args, positive_int
+from .args import add_model_args, detector_from_args, iteration_count, warmup_count
 
 NAME = "speed"
 HELP = "measure preprocess / inference / postprocess wall-clock time"
@@ -17,8 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="image file, folder or glob (with --image-set: the folder); "
                    "default: a synthetic 1280x720 JPEG")
     p.add_argument("--image-set", help="file of image ids: reads <source>/<id>.jpg")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    p.add_argument("--iters", type=positive_int, default=None, help="timed images (default: each image once)")
+    p.add_argument("--warmup", type=warmup_count, default=5, help="untimed runs first, 0-10000 (default 5)")
+    p.add_argument("--iters", type=iteration_count, default=None,
+                   help="timed images, 1-1000000 (default: each image once)")
     p.add_argument("--pipelined", action="store_true",
                    help="also time the pipelined mode (--workers images in flight, single-threaded inferences)")
     p.add_argument("--json", help="write the report as JSON to this file")

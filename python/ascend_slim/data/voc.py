@@ -24,7 +24,7 @@ import numpy as np
 
 from ..classes import VOC_CLASSES
 from ..errors import AscendSlimError
-from ..imageio import read_image_set
+from ..imageio import read_image_set, read_image_size
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,9 @@ def load_voc(
 ) -> VOCDataset:
     """Read the ``split`` list of ``root/VOC<year>`` and parse its annotations.
 
-    Default mode skips an image whose XML or JPEG is missing or whose XML is unusable (see
-    :func:`parse_annotation`) and records ``(id, reason)`` in ``skipped``; ``strict=True`` raises
+    Default mode skips an image whose XML or JPEG is missing, whose XML is unusable (see
+    :func:`parse_annotation`) or whose JPEG header gives another size than the XML, and records ``(id, reason)``
+    in ``skipped``; ``strict=True`` raises
     AscendSlimError at the first such problem. Missing folders, a missing or empty list, and a split with
     no usable image always raise.
     """
@@ -169,7 +170,12 @@ def load_voc(
                 raise AscendSlimError(f"annotation missing: {xml_path}")
             if not image_path.is_file():
                 raise AscendSlimError(f"image missing: {image_path}")
-            annotations[image_id] = parse_annotation(xml_path, class_index)
+            annotation = parse_annotation(xml_path, class_index)
+            size = read_image_size(image_path)  # header only; an unreadable one is left to the decoder
+            if size is not None and size != (annotation.height, annotation.width):
+                raise AscendSlimError(f"image {image_path} is {size[1]}x{size[0]} but {xml_path.name} says "
+                                      f"{annotation.width}x{annotation.height}")
+            annotations[image_id] = annotation
         except AscendSlimError as e:
             if strict:
                 raise AscendSlimError(f"{e} (strict mode stops at the first problem)") from None

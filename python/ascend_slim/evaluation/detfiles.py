@@ -77,7 +77,7 @@ def write_det_files(
 
 
 def _parse_det_file(path: Path, class_id: int, rows: dict[str, list[list[float]]]) -> None:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a leading byte-order mark is dropped
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -121,3 +121,15 @@ def read_det_files(det_dir: str | Path, class_names: Sequence[str]) -> dict[str,
             f"({', '.join(class_names[:3])}, ...)"
         )
     return {image_id: np.asarray(r, dtype=np.float64) for image_id, r in rows.items()}
+
+
+def unknown_image_ids(detections: Mapping[str, np.ndarray], image_ids: Sequence[str], source: str,
+                      split: str) -> list[str]:
+    """The image ids of ``detections`` that are not in ``image_ids`` (sorted); raises AscendSlimError when there
+    are detections but none of them is for a listed image (files of another split or data set)."""
+    listed = set(image_ids)
+    unknown = sorted(set(detections) - listed)
+    if detections and len(unknown) == len(detections):
+        raise AscendSlimError(f"none of the {len(unknown)} image ids in {source} is in {split} (first: "
+                              f"{unknown[0]}): pass the --split/--year the files were made for")
+    return unknown

@@ -7,7 +7,8 @@ any :class:`~ascend_slim.Detector` (a file on any backend, or an in-memory model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,8 @@ from tqdm import tqdm
 
 from ..classes import class_map
 from ..data.voc import Annotation
+from ..errors import AscendSlimError
+from ..imageio import ImageReadError
 from .metrics import EvalResult, score_detections
 
 
@@ -29,34 +32,61 @@ class EvalDataset(Protocol):
     def image_path(self, image_id: str) -> Path: ...
 
 
+SkipHandler = Callable[[str, str], None]
+
+
+def _warn_skip(image_id: str, reason: str) -> None:
+    warnings.warn(f"skipped {image_id}: {reason}", stacklevel=3)
+
+
 def detect_dataset(detector, dataset: EvalDataset, class_ids: Sequence[int] | None = None,
-                   workers: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+                   workers: int | None = None, progress: bool = True, strict: bool = False,
+                   on_skip: SkipHandler | None = None) -> dict[str, np.ndarray]:
     """Run ``detector`` over every image of ``dataset``; per image id a ``(K, 6)`` array of detections whose
     class column indexes ``dataset.class_names``.
 
     ``class_ids[j]`` is the detector class that stands for data-set class ``j`` (default: matched by name, a COCO
     model through the exact COCO->VOC map). Other classes are dropped before NMS, like YOLOv5's ``--classes``.
+
+    An image that cannot be read (missing, undecodable, above the pixel limit) is skipped like the data set's
+    own bad pairs: it is left out of the result and ``on_skip(image_id, reason)`` is called (default: a
+    warning); ``strict=True`` raises instead.
     """
     mapping = list(class_map(detector.names, dataset.class_names) if class_ids is None else class_ids)
     to_target = np.full(len(detector.names), -1, dtype=np.int64)
     to_target[mapping] = np.arange(len(mapping))
-    paths = [dataset.image_path(i) for i in dataset.ids]
-    stream = detector.stream(paths, workers=workers, classes=mapping)
+    id_of = {str(dataset.image_path(i)): i for i in dataset.ids}
+    remaining = list(id_of)
     detections: dict[str, np.ndarray] = {}
-    for image_id, dets in zip(dataset.ids, tqdm(stream, total=len(paths), desc="eval", unit="img",
-                                                disable=not progress)):
-        arr = dets.to_array()
-        arr[:, 5] = to_target[arr[:, 5].astype(np.int64)]
-        detections[image_id] = arr
+    with tqdm(total=len(remaining), desc="eval", unit="img", disable=not progress) as bar:
+        while remaining:
+            done = 0
+            try:
+                for dets in detector.stream(remaining, workers=workers, classes=mapping):
+                    arr = dets.to_array()
+                    arr[:, 5] = to_target[arr[:, 5].astype(np.int64)]
+                    detections[id_of[dets.source]] = arr
+                    done += 1
+                    bar.update()
+                remaining = []
+            except ImageReadError as exc:  # restart after the bad image (the batches before it are done)
+                if strict:
+                    raise AscendSlimError(f"{exc} (strict mode stops at the first problem)") from None
+                (on_skip or _warn_skip)(id_of[str(exc.path)], str(exc))
+                remaining = [p for p in remaining[done:] if p != str(exc.path)]
+                bar.update()
     return detections
 
 
 def evaluate(detector, dataset: EvalDataset, class_ids: Sequence[int] | None = None, workers: int | None = None,
-             progress: bool = True) -> EvalResult:
-    """VOC metrics of ``detector`` on ``dataset`` (see :func:`detect_dataset` for ``class_ids``).
+             progress: bool = True, strict: bool = False, on_skip: SkipHandler | None = None) -> EvalResult:
+    """VOC metrics of ``detector`` on ``dataset`` (see :func:`detect_dataset` for ``class_ids`` and skipping:
+    skipped images are left out of the score, ground truth included).
 
     For the reference protocol build the detector with ``conf_thres=0.001, iou_thres=0.6, max_det=300,
     multi_label=True, rect=False`` (YOLOv5 ``val.py``).
     """
-    detections = detect_dataset(detector, dataset, class_ids=class_ids, workers=workers, progress=progress)
-    return score_detections(detections, dataset.annotations, dataset.class_names)
+    detections = detect_dataset(detector, dataset, class_ids=class_ids, workers=workers, progress=progress,
+                                strict=strict, on_skip=on_skip)
+    annotations = {i: dataset.annotations[i] for i in dataset.ids if i in detections}
+    return score_detections(detections, annotations, dataset.class_names)

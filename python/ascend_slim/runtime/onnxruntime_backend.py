@@ -53,6 +53,7 @@ class OnnxRuntimeBackend(Backend):
         self.input_dtype = _ORT_DTYPES.get(inp[0].type, np.float32)
         self.input_shape = tuple(inp[0].shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.meta.check_outputs([o.shape for o in self.session.get_outputs()], source=str(path))
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         fixed = [(got, want) for got, want in zip(tensor.shape, self.input_shape) if isinstance(want, int)]

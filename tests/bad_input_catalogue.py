@@ -1,0 +1,495 @@
+"""The bad-input catalogue: every hostile or broken input ascend-slim is known to meet, and what it must do.
+
+Each row is one case of ``tests/test_bad_input.py`` and one row of the README's "Bad input" section
+(``python tests/bad_input_catalogue.py`` prints that section). A row builds its input under a temporary folder
+(``make``), runs ``ascend-slim <argv>`` (or a library call, ``call``) and states the outcome: the exit code, a
+regular expression the single error line (or a stderr line of a run that goes on) must match, and the files the
+run may leave in ``out/``. Inputs the package already handled when the catalogue was written are rows too, so
+they stay handled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ascend_slim.classes import VOC_CLASSES
+from ascend_slim.errors import AscendSlimError
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where a row builds its input, and the shared real data it may use."""
+
+    tmp: Path
+    onnx: Path  # the official yolov5n, exported (raw head, dynamic size)
+    pt: Path  # the official yolov5n.pt
+    images: Path  # bus.jpg, zidane.jpg
+    voc: Path  # the real VOCdevkit
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run printed and returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    group: str
+    what: str  # the bad input, in words
+    answer: str  # what ascend-slim does, in words
+    argv: tuple[str, ...] = ()  # ascend-slim arguments; {name} is filled from make()'s dict and Env's fields
+    make: Callable[[Env], dict[str, object]] | None = None
+    code: int = 1
+    message: str = ""  # regex: the one error line (code != 0) or some stderr line (code == 0)
+    outputs: tuple[str, ...] | None = None  # exactly the files in {out}/ afterwards (None: not checked when the
+    #                                          run succeeds; a failed run must always leave {out}/ empty)
+    runner: str = "inprocess"  # "inprocess", "readonly", "fsize", "sigint" (the last three in a subprocess)
+    call: Callable[[Env], object] | None = None  # a library call instead of argv
+    error: type[BaseException] | None = None  # the exception the library call raises (None: it returns)
+    extra: Callable[[Env, Result], None] | None = field(default=None, repr=False)  # more checks
+
+
+# -- builders -----------------------------------------------------------------------------------------------
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def encoded(img: np.ndarray, ext: str) -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+def photo(env: Env) -> np.ndarray:
+    return cv2.resize(cv2.imread(str(env.images / "bus.jpg")), (160, 208))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header claims ``width`` x ``height`` (one compressed row of data follows)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(width + 1))) + \
+        chunk(b"IEND", b"")
+
+
+def image_file(name: str, content: Callable[[Env], bytes]) -> Callable[[Env], dict[str, object]]:
+    return lambda env: {"src": write(env.tmp / "src" / name, content(env))}
+
+
+def folder(**files: Callable[[Env], bytes]) -> Callable[[Env], dict[str, object]]:
+    def make(env: Env) -> dict[str, object]:
+        for name, content in files.items():
+            write(env.tmp / "src" / name.replace("_dot_", "."), content(env))
+        return {"src": env.tmp / "src"}
+    return make
+
+
+def image_set(text: str, encoding: str = "utf-8") -> Callable[[Env], dict[str, object]]:
+    """A folder of real images and an image-set file listing ``text``."""
+    def make(env: Env) -> dict[str, object]:
+        (env.tmp / "src").mkdir()
+        for name in ("bus", "zidane"):
+            (env.tmp / "src" / f"{name}.jpg").symlink_to(env.images / f"{name}.jpg")
+        return {"src": env.tmp / "src", "list": write(env.tmp / "list.txt", text.encode(encoding))}
+    return make
+
+
+def tampered_onnx(key: str, value: str) -> Callable[[Env], dict[str, object]]:
+    """The exported yolov5n with one ``metadata_props`` entry rewritten (as a hostile user could)."""
+    def make(env: Env) -> dict[str, object]:
+        import onnx
+
+        model = onnx.load(str(env.onnx))
+        for prop in model.metadata_props:
+            if prop.key == f"ascend_slim.{key}":
+                prop.value = value
+        onnx.save(model, str(env.tmp / "model.onnx"))
+        return {"model": env.tmp / "model.onnx"}
+    return make
+
+
+def classifier_onnx(env: Env) -> dict[str, object]:
+    """A valid ONNX image classifier (no detection heads, no model facts)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["x"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["y"])],
+        "classifier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(env.tmp / "cls.onnx"))
+    return {"model": env.tmp / "cls.onnx"}
+
+
+class _RunsShell:
+    """Unpickling this runs ``touch <marker>``: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def malicious_pt(kind: str) -> Callable[[Env], dict[str, object]]:
+    def make(env: Env) -> dict[str, object]:
+        import pickle
+
+        import torch
+
+        path, payload = env.tmp / "evil.pt", {"model": _RunsShell(env.tmp / "pwned"), "epoch": 1}
+        if kind == "zip":
+            torch.save(payload, path)
+        elif kind == "legacy":
+            torch.save(payload, path, _use_new_zipfile_serialization=False)
+        else:
+            path.write_bytes(pickle.dumps(payload))
+        return {"model": path}
+    return make
+
+
+def state_dict_pt(env: Env) -> dict[str, object]:
+    import torch
+
+    from ascend_slim.model.yolo import YOLOv5
+
+    torch.save(YOLOv5.from_yaml("yolov5n").state_dict(), env.tmp / "sd.pt")
+    return {"model": env.tmp / "sd.pt"}
+
+
+def never_pwned(env: Env, result: Result) -> None:
+    assert not (env.tmp / "pwned").exists(), "the pickled command ran"
+
+
+VOC_IDS = ("000001", "000004", "000006")
+
+
+def mini_voc(change: Callable[[Path], None] | None = None, ids: tuple[str, ...] = VOC_IDS,
+             list_text: str | None = None) -> Callable[[Env], dict[str, object]]:
+    """A 3-image VOC2007 test split (real annotations and photos), then ``change(VOC2007 folder)``."""
+    def make(env: Env) -> dict[str, object]:
+        year = env.tmp / "VOCdevkit" / "VOC2007"
+        real = env.voc / "VOC2007"
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            (year / sub).mkdir(parents=True)
+        for i in ids:
+            (year / "Annotations" / f"{i}.xml").write_bytes((real / "Annotations" / f"{i}.xml").read_bytes())
+            (year / "JPEGImages" / f"{i}.jpg").symlink_to(real / "JPEGImages" / f"{i}.jpg")
+        text = list_text if list_text is not None else "".join(f"{i}\n" for i in ids)
+        (year / "ImageSets" / "Main" / "test.txt").write_bytes(text.encode("utf-8"))
+        if change:
+            change(year)
+        return {"voc": env.tmp / "VOCdevkit"}
+    return make
+
+
+def replace_xml(image_id: str, edit: Callable[[str], str]) -> Callable[[Path], None]:
+    def change(year: Path) -> None:
+        xml = year / "Annotations" / f"{image_id}.xml"
+        xml.write_text(edit(xml.read_text()))
+    return change
+
+
+def replace_jpeg(image_id: str, data: bytes) -> Callable[[Path], None]:
+    def change(year: Path) -> None:
+        jpeg = year / "JPEGImages" / f"{image_id}.jpg"
+        jpeg.unlink()
+        jpeg.write_bytes(data)
+    return change
+
+
+def remove(relative: str) -> Callable[[Path], None]:
+    def change(year: Path) -> None:
+        path = year / relative
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return change
+
+
+def resized_jpeg(image_id: str) -> Callable[[Path], None]:
+    """The photo replaced by a smaller copy of itself (its XML <size> is now wrong)."""
+    def change(year: Path) -> None:
+        jpeg = year / "JPEGImages" / f"{image_id}.jpg"
+        img = cv2.imread(str(jpeg))
+        jpeg.unlink()
+        jpeg.write_bytes(encoded(cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2)), ".jpg"))
+    return change
+
+
+def det_files(ids: tuple[str, ...]) -> Callable[[Path], None]:
+    """A det_test_person.txt (the format an Ascend device writes) with one box on each of ``ids``."""
+    def change(year: Path) -> None:
+        lines = "".join(f"{i} 0.900000 10.000000 10.000000 100.000000 100.000000\n" for i in ids)
+        write(year.parent.parent / "dets" / "det_test_person.txt", lines.encode())
+    return change
+
+
+BOMB = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<annotation><size><width>&lol2;</width></size></annotation>")
+
+
+def progress_ends_at(total: int) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        assert f" {total}/{total} " in result.stderr, result.stderr
+    return check
+
+
+def stdout_says(pattern: str) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        assert re.search(pattern, result.stdout), result.stdout
+    return check
+
+
+def links(count: int) -> Callable[[Env], dict[str, object]]:
+    """A folder of ``count`` links to bus.jpg."""
+    def make(env: Env) -> dict[str, object]:
+        (env.tmp / "src").mkdir()
+        for i in range(count):
+            (env.tmp / "src" / f"p{i:03d}.jpg").symlink_to(env.images / "bus.jpg")
+        return {"src": env.tmp / "src"}
+    return make
+
+
+def whole_files_only(env: Env, result: Result) -> None:
+    written = sorted((env.tmp / "out").glob("*.jpg"))
+    assert written and all(cv2.imread(str(p)) is not None for p in written)  # every file there is complete
+
+
+# -- library calls ------------------------------------------------------------------------------------------
+def core_call(name: str, *args: object, **kwargs: object) -> Callable[[Env], object]:
+    def call(env: Env) -> object:
+        from ascend_slim import core
+
+        return getattr(core, name)(*args, **kwargs)
+    return call
+
+
+def meta_call(**fields: object) -> Callable[[Env], object]:
+    def call(env: Env) -> object:
+        from ascend_slim.meta import ModelMeta
+
+        base = dict(names=["a", "b"], strides=[8, 16, 32], anchors=np.ones((3, 3, 2)), img_size=(640, 640))
+        return ModelMeta(**{**base, **fields})
+    return call
+
+
+# -- the catalogue --------------------------------------------------------------------------------------------
+DETECT = ("detect", "--weights", "{onnx}", "--img", "320", "--source", "{src}", "--out", "{out}")
+DETECT_WITH = ("detect", "--weights", "{model}", "--img", "320", "--source", "{images}/bus.jpg", "--out", "{out}")
+EVAL = ("eval", "--weights", "{onnx}", "--img", "160", "--data", "{voc}", "--out", "{out}", "--plots", "")
+FROM_TXT = ("eval", "--data", "{voc}", "--from-txt", "{voc}/../dets", "--out", "{out}", "--plots", "")
+
+
+def flag(*args: str, error: str, what: str) -> Case:
+    """A flag value out of range: argparse's usage error (exit 2) with ``error`` as its message."""
+    argv = ("export", "--weights", "{pt}", "-o", "{out}/m.onnx") if args[0] in ("--opset", "--batch") else \
+        ("detect", "--weights", "{onnx}", "--source", "{images}", "--out", "{out}")
+    return Case("flag-" + "-".join(a.lstrip("-") for a in args), "Flags", what, f"usage error (exit 2): `{error}`",
+                (*argv, *args), code=2, message=re.escape(error))
+
+
+CASES: list[Case] = [
+    # images
+    Case("zero-byte-image", "Images", "a zero-byte .jpg", "exit 1: cannot decode image ... empty, truncated or not "
+         "an image", DETECT, image_file("empty.jpg", lambda env: b""), message=r"cannot decode image .*empty\.jpg"),
+    Case("truncated-jpeg", "Images", "a JPEG cut after 30 kB", "exit 1: cannot decode image", DETECT,
+         image_file("cut.jpg", lambda env: (env.images / "bus.jpg").read_bytes()[:30000]),
+         message=r"cannot decode image .*cut\.jpg"),
+    Case("text-as-image", "Images", "a text file named .jpg", "exit 1: cannot decode image", DETECT,
+         image_file("notes.jpg", lambda env: b"hello\n" * 100), message=r"cannot decode image .*notes\.jpg"),
+    Case("png-named-jpg", "Images", "a PNG named .jpg", "decoded by content", DETECT,
+         image_file("x.jpg", lambda env: encoded(photo(env), ".png")), code=0, outputs=("x.jpg",)),
+    Case("grayscale", "Images", "a grayscale JPEG", "converted to BGR", DETECT,
+         image_file("g.jpg", lambda env: encoded(cv2.cvtColor(photo(env), cv2.COLOR_BGR2GRAY), ".jpg")),
+         code=0, outputs=("g.jpg",)),
+    Case("rgba-png", "Images", "an RGBA PNG", "alpha dropped", DETECT,
+         image_file("a.png", lambda env: encoded(cv2.cvtColor(photo(env), cv2.COLOR_BGR2BGRA), ".png")),
+         code=0, outputs=("a.jpg",)),
+    Case("16-bit-png", "Images", "a 16-bit PNG", "scaled to 8 bits", DETECT,
+         image_file("d.png", lambda env: encoded(photo(env).astype(np.uint16) * 257, ".png")),
+         code=0, outputs=("d.jpg",)),
+    Case("1x1-image", "Images", "a 1x1 image", "letterboxed like any other", DETECT,
+         image_file("dot.png", lambda env: encoded(np.full((1, 1, 3), 90, np.uint8), ".png")),
+         code=0, outputs=("dot.jpg",)),
+    Case("1x5000-image", "Images", "a 1x5000 image", "letterboxed like any other", DETECT,
+         image_file("line.png", lambda env: encoded(np.full((1, 5000, 3), 90, np.uint8), ".png")),
+         code=0, outputs=("line.jpg",)),
+    Case("40000x40000-png", "Images", "a 1.5 kB PNG whose header says 40000x40000 (1.6 gigapixels)",
+         "exit 1 before decoding: images above 100 megapixels are refused from their header", DETECT,
+         image_file("huge.png", lambda env: png_header_only(40000, 40000)),
+         message=r"huge\.png is 40000x40000 pixels, above the limit of 100,000,000"),
+    Case("same-stem", "Images", "x.jpg and x.png in one folder",
+         "both kept: x.jpg and x_2.jpg, with a note on stderr", DETECT,
+         folder(x_dot_jpg=lambda env: encoded(photo(env), ".jpg"), x_dot_png=lambda env: encoded(photo(env), ".png")),
+         code=0, message=r"note: 1 image\(s\) share a file name .*x\.png -> x_2", outputs=("x.jpg", "x_2.jpg")),
+    # image-set lists
+    Case("empty-image-set", "Image lists", "an empty image-set file", "exit 1: lists no images",
+         (*DETECT, "--image-set", "{list}"), image_set(""), message=r"list\.txt lists no images"),
+    Case("bom-image-set", "Image lists", "an image-set file saved with a UTF-8 BOM", "the BOM is ignored",
+         (*DETECT, "--image-set", "{list}"), image_set("bus\nzidane\n", "utf-8-sig"), code=0,
+         outputs=("bus.jpg", "zidane.jpg")),
+    Case("missing-ids", "Image lists", "an image-set id without an image", "exit 1: names the missing image",
+         (*DETECT, "--image-set", "{list}"), image_set("bus\nnosuchimage\n"),
+         message=r"1 image\(s\) listed in .*list\.txt are missing .*first: nosuchimage\.jpg"),
+    Case("id-listed-twice", "Image lists", "an id listed twice", "both kept: bus.jpg and bus_2.jpg, with a note",
+         (*DETECT, "--image-set", "{list}"), image_set("bus\nbus\n"), code=0, message=r"bus\.jpg -> bus_2",
+         outputs=("bus.jpg", "bus_2.jpg")),
+    # models
+    Case("missing-weights", "Models", "a --weights file that does not exist", "exit 1: weights not found",
+         DETECT_WITH, lambda env: {"model": env.tmp / "nope.onnx"}, message="weights not found: .*nope.onnx"),
+    Case("random-onnx", "Models", "random bytes named .onnx", "exit 1: cannot load ONNX model", DETECT_WITH,
+         lambda env: {"model": write(env.tmp / "r.onnx", np.random.default_rng(0).bytes(5000))},
+         message=r"cannot load ONNX model .*r\.onnx"),
+    Case("truncated-onnx", "Models", "an ONNX export cut in half", "exit 1: cannot load ONNX model", DETECT_WITH,
+         lambda env: {"model": write(env.tmp / "t.onnx", env.onnx.read_bytes()[:env.onnx.stat().st_size // 2])},
+         message=r"cannot load ONNX model .*t\.onnx"),
+    Case("classifier-onnx", "Models", "a valid ONNX classifier (no detection heads)",
+         "exit 1: carries no ascend-slim model facts", DETECT_WITH, classifier_onnx,
+         message=r"cls\.onnx carries no ascend-slim model facts"),
+    Case("meta-names", "Models", "an export whose metadata lists 2 class names for 80 classes",
+         "exit 1: outputs do not match the model facts", DETECT_WITH, tampered_onnx("names", '["a", "b"]'),
+         message=r"outputs .* do not match its model facts \(2 class names"),
+    Case("meta-anchors", "Models", "an export with a negative anchor in its metadata", "exit 1: names `anchors`",
+         DETECT_WITH, tampered_onnx("anchors", "[[[10,13],[16,30],[33,23]],[[30,61],[62,45],[59,119]],"
+                                               "[[116,90],[156,198],[-373,326]]]"),
+         message=r"unusable model facts: anchors must be positive"),
+    Case("meta-strides", "Models", "an export with a zero stride in its metadata", "exit 1: names `strides`",
+         DETECT_WITH, tampered_onnx("strides", "[8, 0, 32]"), message=r"unusable model facts: strides must be"),
+    Case("meta-img-size", "Models", "an export with img_size [0, 320] in its metadata", "exit 1: names `img_size`",
+         DETECT_WITH, tampered_onnx("img_size", "[0, 320]"), message=r"unusable model facts: img_size must be posit"),
+    Case("meta-batch", "Models", "an export with batch -2 in its metadata", "exit 1: names `batch`",
+         DETECT_WITH, tampered_onnx("batch", "-2"), message=r"unusable model facts: batch must be a positive"),
+    Case("meta-head", "Models", "an export whose metadata claims a decoded head", "exit 1: outputs do not match",
+         DETECT_WITH, tampered_onnx("head", '"decoded"'), message=r"do not match its model facts .*expected one"),
+    Case("state-dict-pt", "Models", "a plain state_dict saved as .pt",
+         "exit 1: neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint", DETECT_WITH, state_dict_pt,
+         message=r"sd\.pt is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint"),
+    *(Case(f"malicious-pickle-{kind}-{cmd}", "Models", f"a {kind} .pt whose pickle runs a shell command "
+           f"(`{cmd}`)", "exit 1: the global is named and refused; nothing runs",
+           {"detect": DETECT_WITH, "export": ("export", "--weights", "{model}", "-o", "{out}/m.onnx"),
+            "deploy": ("deploy", "--weights", "{model}", "-o", "{out}")}[cmd], malicious_pt(kind),
+           message=r"checkpoint refers to (posix|os|nt)\.system, which is not part of a YOLOv5 checkpoint",
+           extra=never_pwned)
+      for kind, cmd in (("zip", "detect"), ("legacy", "export"), ("raw-pickle", "deploy"))),
+    # flags
+    flag("--max-det", "99999999999999999999", error="argument --max-det: must lie in [1, 30000]",
+         what="`--max-det 99999999999999999999`"),
+    flag("--img", "100000", error="argument --img/--img-size: must lie in [32, 4096]", what="`--img 100000`"),
+    flag("--threads", "-3", error="argument --threads: must lie in [0, 256]", what="`--threads -3`"),
+    flag("--workers", "0", error="argument --workers: must lie in [1, 256]", what="`--workers 0`"),
+    flag("--conf-thres", "2", error="argument --conf-thres: must lie in [0, 1]", what="`--conf-thres 2`"),
+    flag("--opset", "3", error="argument --opset: must lie in [9, 20]", what="`export --opset 3`"),
+    flag("--opset", "99", error="argument --opset: must lie in [9, 20]", what="`export --opset 99`"),
+    flag("--batch", "0", error="argument --batch/--batch-size: must lie in [1, 256]", what="`export --batch 0`"),
+    # VOC data
+    Case("voc-no-annotations", "VOC data", "a VOC folder without Annotations/", "exit 1: not a VOC data set", EVAL,
+         mini_voc(remove("Annotations")), message=r"VOC folder .*Annotations not found"),
+    Case("voc-empty-split", "VOC data", "an empty split list", "exit 1: lists no images", EVAL,
+         mini_voc(list_text=""), message=r"test\.txt lists no images"),
+    Case("voc-bom-split", "VOC data", "a split list saved with a UTF-8 BOM", "the BOM is ignored: 3 images scored",
+         FROM_TXT, mini_voc(det_files(VOC_IDS), list_text="\ufeff000001\n000004\n000006\n"), code=0,
+         extra=stdout_says(r"VOC2007 test: 3 images, 0 skipped")),
+    Case("voc-garbled-xml", "VOC data", "an annotation that is not XML",
+         "skipped with the reason on stderr; counted", EVAL, mini_voc(replace_xml("000004", lambda t: t[:40])),
+         code=0, message=r"skipped 000004: malformed annotation .*ParseError"),
+    Case("voc-entity-bomb", "VOC data", "an annotation with an entity bomb (billion laughs)",
+         "skipped: DTDs are refused, nothing is expanded", EVAL, mini_voc(replace_xml("000004", lambda t: BOMB)),
+         code=0, message=r"skipped 000004: malformed annotation .*(DTDForbidden|EntitiesForbidden)"),
+    Case("voc-box-outside", "VOC data", "a box outside its image", "skipped with the reason", EVAL,
+         mini_voc(replace_xml("000004", lambda t: t.replace("<xmax>", "<xmax>9", 1))), code=0,
+         message=r"skipped 000004: annotation .* outside the"),
+    Case("voc-unknown-class", "VOC data", "an object of a class outside VOC", "skipped with the reason", EVAL,
+         mini_voc(replace_xml("000004", lambda t: t.replace("<object>", "<object><name>zebra</name>", 1))), code=0,
+         message=r"skipped 000004: annotation .* has unknown class"),
+    Case("voc-missing-jpeg", "VOC data", "a listed image without its JPEG", "skipped with the reason", EVAL,
+         mini_voc(remove("JPEGImages/000004.jpg")), code=0, message=r"skipped 000004: image missing"),
+    Case("voc-size-mismatch", "VOC data", "a JPEG whose size differs from its XML `<size>`",
+         "skipped with the reason (read from the JPEG header)", EVAL, mini_voc(resized_jpeg("000004")), code=0,
+         message=r"skipped 000004: image .*000004\.jpg is \d+x\d+ but 000004\.xml says"),
+    Case("voc-undecodable-jpeg", "VOC data", "a listed JPEG that does not decode",
+         "skipped with the reason like any bad pair; the progress bar still ends at 3/3", EVAL,
+         mini_voc(replace_jpeg("000004", b"\xff\xd8\xff\xe0 not really")), code=0,
+         message=r"skipped 000004: cannot decode image", extra=progress_ends_at(3),
+         outputs=tuple(f"det_test_{c}.txt" for c in VOC_CLASSES)),
+    Case("voc-undecodable-strict", "VOC data", "the same with `--strict`", "exit 1 at the first bad image",
+         (*EVAL, "--strict"), mini_voc(replace_jpeg("000004", b"\xff\xd8\xff\xe0 not really")),
+         message=r"cannot decode image .*000004\.jpg.* \(strict mode stops at the first problem\)"),
+    Case("voc-nothing-usable", "VOC data", "a split in which every image is bad", "exit 1: no usable image", EVAL,
+         mini_voc(remove("Annotations/000001.xml"), ids=("000001",)), message=r"no usable image in .*test\.txt"),
+    Case("from-txt-other-split", "VOC data", "`eval --from-txt` files whose image ids are all outside the split",
+         "exit 1: none of the ids is in the split (was: mAP 0.0000, exit 0)", FROM_TXT,
+         mini_voc(det_files(("009999", "009998"))), message=r"none of the 2 image ids in .* is in VOC2007 test"),
+    Case("from-txt-some-unknown", "VOC data", "`eval --from-txt` files with some ids outside the split",
+         "scored, with a warning counting the ignored ids", FROM_TXT, mini_voc(det_files(("000001", "009999"))),
+         code=0, message=r"warning: 1 image id\(s\) in .* are not in VOC2007 test and are ignored"),
+    # outputs and signals
+    Case("read-only-output", "Outputs", "an output folder that cannot be written",
+         "exit 1 before any work: not writable", (*DETECT[:-1], "{out}/sub"), image_file("bus.jpg",
+         lambda env: (env.images / "bus.jpg").read_bytes()), message=r"output folder .* is not writable",
+         runner="readonly"),
+    Case("full-disk", "Outputs", "a full disk (a 10 kB file-size limit)",
+         "exit 1: File too large; no half-written file", DETECT,
+         image_file("bus.jpg", lambda env: (env.images / "bus.jpg").read_bytes()),
+         message=r"File too large: .*out/bus\.jpg$", runner="fsize"),
+    Case("sigint", "Outputs", "Ctrl-C in the middle of detect", "exit 130: interrupted; every file written is whole",
+         DETECT, links(400), code=130, message=r"^interrupted$", runner="sigint", extra=whole_files_only),
+    # the C++ core and model facts through the API
+    Case("core-threads-40000", "API", "`core.postprocess` on 40,000 images with `num_threads=40000`",
+         "a correct result (threads are capped at the machine; was: abort, exit 134)",
+         call=core_call("postprocess", [np.zeros((40000, 1, 2, 2, 6), np.float32)], [[[10, 13]]], [8.0],
+                        num_threads=40000)),
+    Case("core-nms-float-ids", "API", "`core.nms` with class ids 1.5 or 1e20", "ValueError: not a whole number "
+         "within +-2^53 (was: truncated, huge ids collided)", call=core_call(
+             "nms", np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.array([1e20, 1e20 + 1e5])),
+         error=ValueError, message=r"classes: float64 id 1e\+20 at index 0 is not a whole number"),
+    Case("core-letterbox-float", "API", "`core.letterbox(img, (640.7, 640))`",
+         "ValueError (was: silently truncated)", call=core_call("letterbox", np.zeros((8, 8, 3), np.uint8),
+                                                                  (640.7, 640)),
+         error=ValueError, message=r"image size must be an int or \(height, width\) ints, got \(640\.7, 640\)"),
+    Case("core-decoded-logits", "API", "`core.postprocess_decoded` given objectness 3.0 (logits)",
+         "ValueError: not a probability (was: accepted)",
+         call=core_call("postprocess_decoded", np.full((1, 4, 7), 3.0, np.float32)), error=ValueError,
+         message=r"pred: objectness 3 \(image 0, row 0\) is not a probability in \[0, 1\]"),
+    Case("meta-api", "API", "`ModelMeta(names=['a', 'b'], strides=[8, -16, 32], ...)`",
+         "AscendSlimError naming `strides`", call=meta_call(strides=[8, -16, 32]),
+         error=AscendSlimError, message=r"strides must be a list of positive numbers, got \[8, -16, 32\]"),
+]
+
+
+def markdown() -> str:
+    """The README's "Bad input" section: the catalogue as tables, one per group."""
+    lines = ["## Bad input", "",
+             "Every row is a case of `tests/test_bad_input.py` (the catalogue is `tests/bad_input_catalogue.py`): "
+             "the exit code, a one-line `ascend-slim <command>: error: ...` naming the problem (usage errors: "
+             "argparse's usage and one error line), no traceback, and no partial output (outputs are written "
+             "through a temporary file and renamed; a failed run leaves no file behind)."]
+    for group in dict.fromkeys(c.group for c in CASES):
+        lines += ["", f"**{group}**", "", "| input | what happens |", "| --- | --- |"]
+        lines += [f"| {c.what} | {c.answer} |" for c in CASES if c.group == group]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
