@@ -8,7 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import positive_int
+from .args import image_size, int_range
+
+# Training-only flag ranges (the shared ones are in cli/args.py).
+epoch_count = int_range(1, 100_000)
+total_batch_size = int_range(1, 4096)
+loader_workers = int_range(0, 256)
 
 NAME = "train"
 HELP = "train a YOLOv5 (from official weights, a checkpoint or a yaml) with YOLOv5's loss and schedule"
@@ -31,12 +36,13 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
         p.add_argument("--classes", choices=("voc", "coco"), default="",
                        help="remap a COCO model to this class set first (exact head slicing)")
     p.add_argument("--hyp", help="YOLOv5 hyperparameter yaml (default: hyp.scratch-low values)")
-    p.add_argument("--epochs", type=positive_int, default=100)
-    p.add_argument("--batch-size", type=positive_int, default=16, help="total batch size over all processes")
-    p.add_argument("--img", "--img-size", "--imgsz", dest="img", type=positive_int, default=640,
+    p.add_argument("--epochs", type=epoch_count, default=100)
+    p.add_argument("--batch-size", type=total_batch_size, default=16, help="total batch size over all processes")
+    p.add_argument("--img", "--img-size", "--imgsz", dest="img", type=image_size, default=640,
                    help="train and validation image size in pixels (default 640)")
     p.add_argument("--device", default="", help="cpu, cuda:N, or GPU ids such as 0,1 (default: GPU 0 if any)")
-    p.add_argument("--workers", type=int, default=8, help="data loader processes per rank (0: in the main process)")
+    p.add_argument("--workers", type=loader_workers, default=8,
+                   help="data loader processes per rank (0: in the main process)")
     p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW"), default="SGD")
     p.add_argument("--adam", dest="optimizer", action="store_const", const="Adam", help="same as --optimizer Adam")
     p.add_argument("--cos-lr", action="store_true", help="cosine instead of linear learning-rate decay")
