@@ -189,7 +189,7 @@ def test_voc_bad_files_and_size_mismatch(tmp_path: Path, voc_root: Path):
     assert [s.image.stem for s in samples.samples] == ["000005"]
     reasons = dict(samples.skipped)
     assert "cannot decode" in reasons["000009"] and "annotation missing" in reasons["000026"]
-    assert "is 500x375 but its annotation says 500x333" in reasons["000012"]
+    assert "is 500x375 but 000012.xml says 500x333" in reasons["000012"]  # load_voc reads the header
     assert samples.eval_dataset().ids == ["000005"]
     assert [s.image.stem for s in load_samples(year, "trainval").samples] == ["000005"]  # the year folder
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AscendSlimError
-from . import convert, deploy, detect, export, quantize, speed
+from . import convert, deploy, detect, export, finetune, prune, quantize, report, speed, train
 from . import eval as eval_
 
-COMMANDS = (detect, speed, eval_, export, quantize, deploy, convert)
+COMMANDS = (detect, speed, eval_, export, deploy, convert, prune, quantize, report, train, finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

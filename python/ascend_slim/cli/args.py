@@ -8,14 +8,6 @@ from collections.abc import Callable
 from ..runtime.factory import BACKENDS
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def int_range(low: int, high: int) -> Callable[[str], int]:
     """A flag type: an integer in ``[low, high]``; anything else is a one-line usage error."""
     def integer(text: str) -> int:
@@ -48,6 +40,7 @@ batch_size = int_range(1, 256)
 onnx_opset = int_range(9, 20)  # what torch's TorchScript exporter writes for YOLOv5 (ATC takes 11)
 iteration_count = int_range(1, 1_000_000)
 warmup_count = int_range(0, 10_000)
+channel_multiple = int_range(1, 256)  # --round-to: 8 (CPU SIMD) or 16 (Ascend cube unit)
 
 
 def add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int, threads: int) -> None:

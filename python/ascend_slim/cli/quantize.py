@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import positive_int
+from .args import int_range
 
 NAME = "quantize"
 HELP = "INT8-quantize an ONNX export for onnxruntime (static QDQ, calibrated on images); AMCT config for Ascend"
+image_count = int_range(1, 100_000)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-split", default=DEFAULT_SPLIT,
                    help=f"VOC image set to calibrate on (default {DEFAULT_SPLIT}; test is held out and refused)")
     p.add_argument("--year", default="2007", help="VOC year (default 2007)")
-    p.add_argument("--num-images", type=positive_int, default=200, help="calibration images (default 200)")
+    p.add_argument("--num-images", type=image_count, default=200, help="calibration images (default 200)")
     p.add_argument("--method", choices=CALIBRATION_METHODS, default=DEFAULT_METHOD,
                    help=f"activation range calibration (default {DEFAULT_METHOD})")
     p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,

@@ -50,7 +50,6 @@ class _Candidate(NamedTuple):
     item: str  # how warnings name it: the VOC id or the image path
     image: Path
     labels: np.ndarray
-    expected_shape: tuple[int, int] | None  # (height, width) the annotation states, if it does
 
 
 @dataclass(frozen=True)
@@ -165,8 +164,7 @@ def _voc_candidates(root: Path, split: str, class_names: Sequence[str], years: S
         splits.append(ds)
         for image_id in ds.ids:
             ann = ds.annotations[image_id]
-            candidates.append(_Candidate(image_id, ds.image_path(image_id), yolo_labels_from_voc(ann),
-                                         (ann.height, ann.width)))
+            candidates.append(_Candidate(image_id, ds.image_path(image_id), yolo_labels_from_voc(ann)))
     return splits, candidates
 
 
@@ -232,7 +230,7 @@ def _yaml_candidates(path: Path, split: str, class_names: Sequence[str] | None,
             skipped.append((str(image), str(e)))
             continue
         _, first = np.unique(labels, axis=0, return_index=True)  # repeated rows dropped, as Ultralytics does
-        candidates.append(_Candidate(str(image), image, labels[np.sort(first)], None))
+        candidates.append(_Candidate(str(image), image, labels[np.sort(first)]))
     return names, candidates
 
 
@@ -278,9 +276,6 @@ def load_samples(data: str | Path, split: str, class_names: Sequence[str] | None
     for c, shape in zip(candidates, _decode_all([c.image for c in candidates])):
         if isinstance(shape, str):
             skipped.append((c.item, shape))
-        elif c.expected_shape is not None and shape != c.expected_shape:
-            skipped.append((c.item, f"image {c.image} is {shape[1]}x{shape[0]} but its annotation says "
-                                    f"{c.expected_shape[1]}x{c.expected_shape[0]}"))
         else:
             samples.append(Sample(c.image, c.labels))
             shapes[c.image] = shape

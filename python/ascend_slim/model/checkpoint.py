@@ -1,7 +1,9 @@
 """ascend-slim's own checkpoint format, and :func:`load_weights` for any accepted ``.pt``.
 
 ascend-slim checkpoints hold only plain data and tensors (spec, state dict, names, strides, anchors, image
-size, history) and load with ``torch.load(weights_only=True)``. Official Ultralytics files are imported by
+size, history) and load with ``torch.load(weights_only=True)``. A training checkpoint also holds a
+``training`` dict (the resumable state written by :mod:`ascend_slim.train.trainer`); its inference weights,
+``state_dict``, are the EMA's. Official Ultralytics files are imported by
 :mod:`.ultralytics_import` through the restricted unpickler of :mod:`.safe_pickle`.
 """
 
@@ -54,10 +56,12 @@ def load_weights(path: str | Path) -> tuple[YOLOv5, dict]:
     raise AscendSlimError(f"{path} is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint")
 
 
-def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, history: list[dict] | None = None) -> Path:
+def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, history: list[dict] | None = None,
+                    training: dict | None = None) -> Path:
     """Write an ascend-slim checkpoint atomically (plain data + fp32 tensors; ``torch.load(weights_only=True)``).
 
-    ``history`` defaults to ``model.history``.
+    ``history`` defaults to ``model.history``. ``training``: resumable training state (plain data and tensors
+    only), read back by :func:`load_training_state`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +73,30 @@ def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, histor
         "names": spec["names"], "strides": spec["strides"], "anchors": spec["anchors"], "img_size": int(img_size),
         "history": list(model.history if history is None else history),
     }
+    if training is not None:
+        ckpt["training"] = training
     with atomic_output(path) as tmp:
         torch.save(ckpt, tmp)
     return path
+
+
+def load_training_state(path: str | Path) -> dict:
+    """The ``training`` dict of an ascend-slim training checkpoint (read with ``weights_only=True``), with the
+    checkpoint's inference (EMA) weights added as ``ema_weights``.
+
+    Raises AscendSlimError when ``path`` is not an ascend-slim checkpoint or holds no training state (an
+    inference checkpoint, or a run that finished).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AscendSlimError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for foreign or corrupt files
+        raise AscendSlimError(f"{path} is not an ascend-slim checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise AscendSlimError(f"{path} is not an ascend-slim checkpoint")
+    if "training" not in ckpt:
+        raise AscendSlimError(f"{path} holds no training state (finished run or inference weights): nothing to "
+                              "resume; start a new run with --weights")
+    return {**ckpt["training"], "ema_weights": ckpt["state_dict"]}

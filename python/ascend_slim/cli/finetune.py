@@ -1,0 +1,17 @@
+"""``ascend-slim finetune``: ``train`` starting from a checkpoint's own architecture (e.g. a pruned model)."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import train
+
+NAME = "finetune"
+HELP = "train a checkpoint further on its own architecture (e.g. after pruning); flags as train"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    train.add_arguments(p, finetune=True)
+
+
+run = train.run

@@ -1,0 +1,39 @@
+"""``ascend-slim report``: two models side by side (params, GFLOPs, file sizes, CPU latency, optional VOC mAP)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .args import image_size, iteration_count
+
+NAME = "report"
+HELP = "compare models: params, GFLOPs, checkpoint/ONNX size, onnxruntime latency, mAP with --data"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="model A: .pt checkpoint or .onnx (float or INT8)")
+    p.add_argument("--compare", help="model B, measured in the same run as A")
+    p.add_argument("--data", help="VOCdevkit folder: also score mAP on VOC2007 test")
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
+                   help="image size for GFLOPs, latency and mAP (default 640)")
+    p.add_argument("--runs", type=iteration_count, default=20, help="timed rounds per model (default 20)")
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--md", help="write the report as a Markdown table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..fileio import atomic_write_text, check_output_dir
+    from ..report.compare import compare_models
+
+    for path, what in ((args.json, "--json folder"), (args.md, "--md folder")):
+        if path:
+            check_output_dir(Path(path).parent, what)
+    result = compare_models(args.weights, args.compare, img_size=args.img, data=args.data, runs=args.runs)
+    print(result.format_table())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+    if args.md:
+        atomic_write_text(args.md, result.format_markdown())
+    return 0

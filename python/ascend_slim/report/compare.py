@@ -1,0 +1,193 @@
+"""Two model files side by side: parameters, GFLOPs, file sizes, onnxruntime latency and, optionally, VOC mAP.
+
+Accepts ``.pt`` checkpoints (exported here to a static ONNX at the image size) and ``.onnx`` files, float or
+INT8 (QDQ ``QuantizeLinear``/``DequantizeLinear`` around ``Conv``, or ``QLinearConv``/``ConvInteger``).
+Parameters and GFLOPs of ONNX files are counted on the graph with the convention of
+:mod:`ascend_slim.model.cost` (conv weights and biases; 2 x MACs, one MAC per bias), so a checkpoint and
+its export give the same numbers. Latency of both models is measured in one round-robin run
+(:func:`~.latency.measure_latency`), single-threaded and on all cores. Torch is imported only for ``.pt``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import AscendSlimError
+from .latency import measure_latency
+from .machine import cpu_info
+
+# conv-like ONNX ops: (weight input, bias input)
+_CONV_INPUTS = {"Conv": (1, 2), "ConvInteger": (1, None), "QLinearConv": (3, 8)}
+
+
+@dataclass
+class ModelFacts:
+    """What :func:`compare_models` measured for one model file."""
+
+    path: str
+    params: int
+    gflops: float
+    checkpoint_bytes: int | None  # the .pt file; None for an ONNX input
+    onnx_bytes: int
+    latency_ms: dict[str, float] = field(default_factory=dict)  # "1 thread", "all cores": medians
+    map: dict[str, float] = field(default_factory=dict)  # ap50_voc07, ap50, ap50_95 when data was given
+
+
+def _conv_output_shapes(model: onnx.ModelProto, names: list[str], img_size: int) -> list[tuple[int, ...]]:
+    """Shapes of the tensors ``names`` in one onnxruntime run on a zero image of ``img_size`` (works for any
+    op set onnxruntime runs, including com.microsoft INT8 ops that ONNX shape inference does not know)."""
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) else (1 if k == 0 else img_size) for k, d in enumerate(inp.shape)]
+    dtype = np.float16 if "float16" in inp.type else np.uint8 if "uint8" in inp.type else np.float32
+    return [o.shape for o in session.run(names, {inp.name: np.zeros(shape, dtype=dtype)})]
+
+
+def onnx_cost(path: str | Path, img_size: int = 640) -> tuple[int, float]:
+    """``(params, GFLOPs)`` of an ONNX detector's convolutions (dynamic sizes are set to ``img_size``)."""
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and friends for unreadable files
+        raise AscendSlimError(f"cannot read ONNX model {path}: {str(exc).strip().splitlines()[0]}") from None
+    graph = model.graph
+    init = {t.name: t for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def stored(name: str) -> onnx.TensorProto | None:
+        """The stored tensor behind ``name``, looking through DequantizeLinear (QDQ INT8 weights)."""
+        node = producer.get(name)
+        if node is not None and node.op_type == "DequantizeLinear":
+            name = node.input[0]
+        return init.get(name)
+
+    convs = []  # (output name, weight dims, bias element count or None)
+    for node in graph.node:
+        if node.op_type in _CONV_INPUTS:
+            w_in, b_in = _CONV_INPUTS[node.op_type]
+            weight = stored(node.input[w_in])
+            bias = stored(node.input[b_in]) if b_in is not None and len(node.input) > b_in and node.input[b_in] \
+                else None
+            if weight is None:
+                raise AscendSlimError(f"{path}: conv {node.name or node.output[0]} has computed weights: cannot count")
+            convs.append((node.output[0], list(weight.dims), None if bias is None else int(np.prod(bias.dims))))
+    if not convs:
+        raise AscendSlimError(f"{path} has no convolutions: not a YOLOv5 detector")
+    shapes = _conv_output_shapes(model, [c[0] for c in convs], img_size)
+    params = sum(int(np.prod(w)) + (b or 0) for _, w, b in convs)
+    macs = sum(int(np.prod(shape)) * (int(np.prod(w[1:])) + (b is not None)) for (_, w, b), shape in zip(convs, shapes))
+    return params, 2 * macs / 1e9
+
+
+def _onnx_for(path: Path, img_size: int, export_to: Path) -> tuple[ModelFacts, Path]:
+    """Facts that need no timing, and the ONNX file to time (an export for a ``.pt``)."""
+    if path.suffix.lower() == ".onnx":
+        params, gflops = onnx_cost(path, img_size)
+        return ModelFacts(str(path), params, gflops, None, path.stat().st_size), path
+    if path.suffix.lower() != ".pt":
+        raise AscendSlimError(f"{path}: report compares .pt checkpoints and .onnx models")
+    from ..export import deployable, export_onnx
+    from ..model.checkpoint import load_weights
+    from ..model.cost import model_cost
+
+    model, _ = load_weights(path)
+    cost = model_cost(deployable(model), img_size)
+    exported = export_onnx(model, export_to, img_size=img_size)
+    return ModelFacts(str(path), cost.params, cost.gflops, path.stat().st_size, exported.stat().st_size), exported
+
+
+def voc_map(model: str | Path, data: str | Path, img_size: int = 640, split: str = "test",
+            progress: bool = True) -> dict[str, float]:
+    """mAP of a model file on a VOC2007 split with YOLOv5's val settings (square letterbox, conf 0.001, IoU 0.6,
+    multi-label, 300 detections): VOC07 11-point and all-point AP@0.5, and AP@0.5:0.95."""
+    from ..classes import VOC_CLASSES
+    from ..data.voc import load_voc
+    from ..detector import Detector
+    from ..evaluation import evaluate
+
+    ds = load_voc(data, year="2007", split=split, class_names=VOC_CLASSES, strict=False)
+    if not ds.ids:
+        raise AscendSlimError(f"no usable images in {data} ({split})")
+    with Detector(model, img_size=img_size, conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True,
+                  rect=False, num_threads=1) as det:
+        means = evaluate(det, ds, progress=progress).means
+    return {key: float(means[key]) for key in ("ap50_voc07", "ap50", "ap50_95")}
+
+
+@dataclass
+class Comparison:
+    """Facts of model A (and B), the image size and the machine; renders as text, Markdown or a dict."""
+
+    models: list[ModelFacts]
+    img_size: int
+    machine: dict
+
+    def rows(self) -> list[list[str]]:
+        """Header and one row per quantity: name, A, [B, B/A]."""
+        def mb(n: int | None) -> str:
+            return "-" if n is None else f"{n / 1e6:.2f}"
+
+        quantities = [("params", lambda m: m.params, lambda v: f"{v:,}"),
+                      (f"GFLOPs @{self.img_size}", lambda m: m.gflops, lambda v: f"{v:.2f}"),
+                      ("checkpoint MB", lambda m: m.checkpoint_bytes, mb),
+                      ("ONNX MB", lambda m: m.onnx_bytes, mb)]
+        quantities += [(f"latency {k} ms", lambda m, k=k: m.latency_ms.get(k), lambda v: f"{v:.1f}")
+                       for k in self.models[0].latency_ms]
+        quantities += [(f"mAP {k}", lambda m, k=k: m.map.get(k), lambda v: f"{v:.4f}") for k in self.models[0].map]
+        header = ["", "A", *(["B", "B/A"] if len(self.models) > 1 else [])]
+        rows = [header]
+        for name, get, fmt in quantities:
+            values = [get(m) for m in self.models]
+            row = [name, *("-" if v is None else fmt(v) for v in values)]
+            if len(values) > 1:
+                row.append(f"{values[1] / values[0]:.3f}" if values[0] and values[1] is not None else "-")
+            rows.append(row)
+        return rows
+
+    def format_table(self) -> str:
+        rows = self.rows()
+        sizes = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(n) if c == 0 else cell.rjust(n) for c, (cell, n) in enumerate(zip(r, sizes)))
+                 for r in rows]
+        names = [f"{label}: {m.path}" for label, m in zip("AB", self.models)]
+        return "\n".join([*names, "", *lines])
+
+    def format_markdown(self) -> str:
+        rows = self.rows()
+        head = ["quantity", *rows[0][1:]]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        names = [f"- {label}: `{m.path}`" for label, m in zip("AB", self.models)]
+        return "\n".join([*names, "", *lines, "", f"Image size {self.img_size}; CPU {self.machine['model']} "
+                          f"({self.machine['cores']} cores)."]) + "\n"
+
+    def to_dict(self) -> dict:
+        return {"img_size": self.img_size, "models": [asdict(m) for m in self.models], "machine": self.machine}
+
+
+def compare_models(weights: str | Path, compare: str | Path | None = None, *, img_size: int = 640,
+                   data: str | Path | None = None, runs: int = 20, warmup: int = 3) -> Comparison:
+    """Measure ``weights`` (and ``compare``) at ``img_size``; latency of both in one round-robin run, on one
+    thread and on all cores; VOC test mAP when ``data`` (a VOCdevkit folder) is given."""
+    paths = [Path(p) for p in (weights, compare) if p is not None]
+    for p in paths:
+        if not p.is_file():
+            raise AscendSlimError(f"model {p} not found")
+    with tempfile.TemporaryDirectory(prefix="ascend-slim-report-") as tmp:
+        facts, onnx_paths = zip(*(_onnx_for(p, img_size, Path(tmp) / f"{k}.onnx") for k, p in enumerate(paths)))
+        for threads, key in ((1, "1 thread"), (0, "all cores")):
+            for fact, latency in zip(facts, measure_latency(onnx_paths, threads=threads, runs=runs, warmup=warmup,
+                                                            img_size=img_size)):
+                fact.latency_ms[key] = latency.median_ms
+        if data is not None:
+            for fact, path in zip(facts, onnx_paths):
+                fact.map = voc_map(path, data, img_size)
+    return Comparison(list(facts), img_size, cpu_info())
