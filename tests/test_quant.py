@@ -136,11 +136,15 @@ def test_foreign_model_is_refused(float_onnx: Path, calib: list[Path], tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.onnx", "junk.onnx"]
 
 
-def test_bad_options_are_refused(float_onnx: Path, calib: list[Path], tmp_path: Path) -> None:
+def test_bad_options_are_refused(float_onnx: Path, calib: list[Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AscendSlimError, match="are not in the model: /model/nope"):
         quantize_model(float_onnx, tmp_path / "a.onnx", calib, exclude=["/model/nope"], progress=False)
     with pytest.raises(AscendSlimError, match="unknown calibration method"):
         quantize_model(float_onnx, tmp_path / "b.onnx", calib, method="kl", progress=False)
+    monkeypatch.setattr(ort, "__version__", "1.26.3")
+    with pytest.raises(AscendSlimError, match=r"needs onnxruntime >= 1.27, found 1.26.3"):
+        quantize_model(float_onnx, tmp_path / "c.onnx", calib, progress=False)
     assert not list(tmp_path.iterdir())
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-from packaging.version import Version
 
 from ..errors import AscendSlimError
 from ..fileio import atomic_output
@@ -27,7 +26,7 @@ from ..meta import META_KEY_PREFIX, ModelMeta
 from . import DEFAULT_METHOD
 from .calibration import ORT_CALIBRATORS, LetterboxCalibrationReader, check_method, compute_ranges
 
-MIN_ONNXRUNTIME = "1.27"  # quantize_static(calibration_cache_path=...)
+MIN_ONNXRUNTIME = (1, 27)  # quantize_static(calibration_cache_path=...)
 QDQ_OPSET = 13  # per-channel DequantizeLinear (``axis``) needs opset 13; exports are opset 11 for ATC
 QUANTIZED_OP_TYPES = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger")
 
@@ -152,9 +151,9 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     only for the same model, images and ``method`` (the float nodes and ``per_channel`` may differ). The output
     is written atomically; the pre-pass works in a temporary folder that is always removed.
     """
-    if Version(ort.__version__) < Version(MIN_ONNXRUNTIME):
-        raise AscendSlimError(f"INT8 quantization needs onnxruntime >= {MIN_ONNXRUNTIME}, found {ort.__version__}: "
-                              "pip install -U onnxruntime")
+    if tuple(int(part) for part in ort.__version__.split(".")[:2]) < MIN_ONNXRUNTIME:
+        raise AscendSlimError(f"INT8 quantization needs onnxruntime >= {'.'.join(map(str, MIN_ONNXRUNTIME))}, "
+                              f"found {ort.__version__}: pip install -U onnxruntime")
     check_method(method)
     model, meta = load_float_model(onnx_path)
     float_nodes = float_node_names(model, exclude, keep_head_float, keep_first_conv_float)
