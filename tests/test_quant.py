@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 
@@ -120,6 +121,16 @@ def test_already_quantized_model_is_refused(int8_onnx: Path, calib: list[Path], 
     with pytest.raises(AscendSlimError, match="already quantized"):
         quantize_model(int8_onnx, out, calib, progress=False)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_edited_model_with_an_unused_initializer(float_onnx: Path, calib: list[Path], tmp_path: Path) -> None:
+    """A hand-edited export (an initializer nothing reads) quantizes; onnxruntime's pre-pass used to crash on it."""
+    model = onnx.load(str(float_onnx))
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros((4, 4), np.float32), "unused_weight"))
+    edited = tmp_path / "edited.onnx"
+    onnx.save(model, str(edited))
+    report = quantize_model(edited, tmp_path / "edited.int8.onnx", calib[:2], method="minmax", progress=False)
+    assert report.quantized_convs > 0 and (tmp_path / "edited.int8.onnx").is_file()
 
 
 def test_foreign_model_is_refused(float_onnx: Path, calib: list[Path], tmp_path: Path) -> None:

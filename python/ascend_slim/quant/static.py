@@ -12,7 +12,8 @@ stay float, and the model facts in ``metadata_props`` are carried over with a hi
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +138,18 @@ def _conv_counts(model: onnx.ModelProto) -> tuple[int, int]:
     return quantized, len(convs) - quantized
 
 
+@contextmanager
+def _onnxruntime_step(what: str, source: str | Path) -> Iterator[None]:
+    """Turn a failure inside onnxruntime's quantization tools into one line naming the model and the step."""
+    try:
+        yield
+    except AscendSlimError:
+        raise
+    except Exception as exc:  # the tools raise onnx, protobuf and plain Python errors alike
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AscendSlimError(f"onnxruntime's quantization {what} failed on {source}: {first}") from None
+
+
 def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[str | Path], per_channel: bool = True,
                    method: str = DEFAULT_METHOD, exclude: Iterable[str] = (), keep_head_float: bool = True,
                    keep_first_conv_float: bool = True, calibration_cache: str | Path | None = None,
@@ -163,17 +176,21 @@ def quantize_model(onnx_path: str | Path, output: str | Path, images: Sequence[s
     if not images:
         raise AscendSlimError("no calibration images given")
     with tempfile.TemporaryDirectory(prefix="ascend-slim-quant-") as tmp:
-        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        source, prepared, quantized = (Path(tmp) / name for name in ("float.onnx", "prepared.onnx", "int8.onnx"))
         if _opset(model) < QDQ_OPSET:
             model = onnx.version_converter.convert_version(model, QDQ_OPSET)
-        quant_pre_process(model, prepared, skip_symbolic_shape=True)
+        onnx.save(model, str(source))  # the pre-pass mishandles an in-memory model with unused initializers
+        with _onnxruntime_step("pre-pass", onnx_path):
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         ranges = Path(calibration_cache) if calibration_cache else Path(tmp) / "ranges.json"
         if not ranges.is_file():
             compute_ranges(prepared, LetterboxCalibrationReader(images, meta, inp.name, progress=progress), method,
                            ranges)
-        quantize_static(prepared, quantized, None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=float_nodes,
-                        calibrate_method=ORT_CALIBRATORS[method][0], calibration_cache_path=ranges)
+        with _onnxruntime_step("quantization", onnx_path):
+            quantize_static(prepared, quantized, None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=float_nodes, calibrate_method=ORT_CALIBRATORS[method][0],
+                            calibration_cache_path=ranges)
         result = onnx.load(str(quantized))
     entry = {"action": "quantize_int8", "format": "QDQ", "activations": "uint8 asymmetric per-tensor",
              "weights": f"int8 symmetric {'per-channel' if per_channel else 'per-tensor'}", "method": method,
