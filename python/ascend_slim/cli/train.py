@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import int_range
+from .args import image_size, int_range
 
-positive_int = int_range(1, 1_000_000)  # until main's ranged flag types reach this module
+# Training-only flag ranges (the shared ones are in cli/args.py).
+epoch_count = int_range(1, 100_000)
+total_batch_size = int_range(1, 4096)
+loader_workers = int_range(0, 256)
 
 NAME = "train"
 HELP = "train a YOLOv5 (from official weights, a checkpoint or a yaml) with YOLOv5's loss and schedule"
@@ -33,12 +36,13 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
         p.add_argument("--classes", choices=("voc", "coco"), default="",
                        help="remap a COCO model to this class set first (exact head slicing)")
     p.add_argument("--hyp", help="YOLOv5 hyperparameter yaml (default: hyp.scratch-low values)")
-    p.add_argument("--epochs", type=positive_int, default=100)
-    p.add_argument("--batch-size", type=positive_int, default=16, help="total batch size over all processes")
-    p.add_argument("--img", "--img-size", "--imgsz", dest="img", type=positive_int, default=640,
+    p.add_argument("--epochs", type=epoch_count, default=100)
+    p.add_argument("--batch-size", type=total_batch_size, default=16, help="total batch size over all processes")
+    p.add_argument("--img", "--img-size", "--imgsz", dest="img", type=image_size, default=640,
                    help="train and validation image size in pixels (default 640)")
     p.add_argument("--device", default="", help="cpu, cuda:N, or GPU ids such as 0,1 (default: GPU 0 if any)")
-    p.add_argument("--workers", type=int, default=8, help="data loader processes per rank (0: in the main process)")
+    p.add_argument("--workers", type=loader_workers, default=8,
+                   help="data loader processes per rank (0: in the main process)")
     p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW"), default="SGD")
     p.add_argument("--adam", dest="optimizer", action="store_const", const="Adam", help="same as --optimizer Adam")
     p.add_argument("--cos-lr", action="store_true", help="cosine instead of linear learning-rate decay")
@@ -46,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     p.add_argument("--train-split", default="", help="training split (default: trainval for VOC, train for a yaml)")
     p.add_argument("--val-split", default="", help="validation split (default: test for VOC, val for a yaml)")
     p.add_argument("--noval", action="store_true", help="validate only after the last epoch")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="train in float32 on CUDA too (default: float16 mixed precision with a GradScaler there)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPU processes (torchrun)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--project", default="runs/train", help="runs are saved to project/name (default runs/train)")
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             train_split=args.train_split, val_split=args.val_split, cache=args.cache, epochs=args.epochs,
             batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
-            noval=args.noval, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
+            noval=args.noval, amp=args.amp, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
         trainer = build_trainer(config)
     try:
         if trainer.is_main:

@@ -42,14 +42,31 @@ Details:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from pathlib import Path
+from typing import Optional, Protocol
 
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .ema import ModelEMA
 
 ExtraLoss = Optional[tuple[torch.Tensor, dict[str, float]]]
+
+
+class Trainer(Protocol):
+    """What hooks read from :class:`ascend_slim.train.trainer.Trainer` (the object passed to every hook)."""
+
+    model: nn.Module  # the bare training model (never the DDP wrapper)
+    ema: ModelEMA | None  # on the main rank (``ema.ema`` is the averaged model); None on the others
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    epoch: int
+    epochs: int
+    device: torch.device
+    save_dir: Path
+    is_main: bool
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]: ...
 
 
 @dataclass
