@@ -80,11 +80,11 @@ def test_unlabelled_images_add_only_the_distillation_term(tiny_voc: Path, yolov5
                                                           images_dir: Path, tmp_path: Path) -> None:
     config = small_config(tiny_voc, yolov5n_pt, tmp_path / "run", epochs=1, noval=True)
     plain, mixed = Distiller(copy.deepcopy(teacher)), Distiller(copy.deepcopy(teacher), images=images_dir)
-    assert len(mixed.unlabelled) == 2 and all(len(s.labels) == 0 for s in mixed.unlabelled.samples)
     trainer = build_trainer(config, callbacks=[plain, mixed])
     for cb in (plain, mixed):
         cb.on_fit_start(trainer)
         cb.on_epoch_start(trainer, 0)
+    assert len(mixed.unlabelled) == 2 and all(len(s.labels) == 0 for s in mixed.unlabelled.samples)
     student = trainer.model.eval()  # deterministic forwards for the comparison
     images, targets, paths, _ = next(iter(trainer.loader))
     x = images.float() / 255
@@ -101,6 +101,8 @@ def test_unlabelled_images_add_only_the_distillation_term(tiny_voc: Path, yolov5
 def test_bad_teacher_or_images(tmp_path: Path, yolov5n_pt: Path) -> None:
     with pytest.raises(AscendSlimError, match="not found"):
         load_teacher(tmp_path / "missing.pt", VOC_CLASSES)
+    with pytest.raises(AscendSlimError, match="not found"):
+        Distiller(tmp_path / "missing.pt")
     with pytest.raises(AscendSlimError, match="no images"):
         unlabelled_samples(tmp_path, VOC_CLASSES)
     (tmp_path / "broken.jpg").write_bytes(b"not an image")

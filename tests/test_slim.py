@@ -30,7 +30,7 @@ def voc8(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config(voc8: Path, yolov5n_pt: Path, save_dir: Path, **overrides) -> SlimConfig:
     options = dict(weights=str(yolov5n_pt), classes="voc", data=str(voc8), train_split="subset", val_split="subset",
-                   percent=0.3, round_to=8, sparsity_epochs=1, sparsity_rate=1e-2, finetune_epochs=1, distill=True,
+                   percent=0.05, round_to=8, sparsity_epochs=1, sparsity_rate=1e-2, finetune_epochs=1, distill=True,
                    img_size=160, batch_size=4, workers=0, latency_runs=2, save_dir=str(save_dir))
     options.update(overrides)
     return SlimConfig(**options)

@@ -122,3 +122,35 @@ def test_state_survives_a_checkpoint(tiny_voc: Path, yolov5n_pt: Path, tmp_path:
 def test_bad_settings(kwargs: dict) -> None:
     with pytest.raises(AscendSlimError):
         SparsityRegularizer(**kwargs)
+
+
+def test_channel_scope_penalises_only_the_named_channels(yolov5n_pt: Path) -> None:
+    from types import SimpleNamespace
+
+    from ascend_slim.model.checkpoint import load_weights
+
+    model, _ = load_weights(yolov5n_pt)
+    sparsity = SparsityRegularizer(0.5, channels={"model.0.bn": [1, 3], "model.2.m.0.cv2.bn": [0]}, plots=False)
+    trainer = SimpleNamespace(model=model, epoch=0, epochs=1)
+    sparsity.on_fit_start(trainer)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    sparsity.after_backward(trainer)
+    touched = {n: bn.weight.grad.nonzero().flatten().tolist() for n, bn in prunable_batchnorms(model).items()
+               if bn.weight.grad.any()}
+    assert touched == {"model.0.bn": [1, 3], "model.2.m.0.cv2.bn": [0]}
+    with pytest.raises(AscendSlimError, match=r"model\.99\.bn"):
+        SparsityRegularizer(0.5, channels={"model.99.bn": [0]}).on_fit_start(trainer)
+
+
+def test_train_cli_sparsity_and_distillation_flags(tiny_voc: Path, yolov5n_pt: Path, tmp_path: Path) -> None:
+    from ascend_slim.cli import main
+
+    code = main(["train", "--weights", str(yolov5n_pt), "--classes", "voc", "--data", str(tiny_voc),
+                 "--train-split", "subset", "--val-split", "subset", "--epochs", "1", "--batch-size", "2", "--img",
+                 "160", "--workers", "0", "--device", "cpu", "--noval", "--st", "--sr", "0.01", "--distill",
+                 str(yolov5n_pt), "--distill-weight", "2", "--project", str(tmp_path), "--name", "run"])
+    assert code == 0
+    row = next(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    assert float(row["sparsity/rate"]) == 0.01 and float(row["train/kd_obj"]) >= 0
+    assert (tmp_path / "run" / "sparsity" / "gamma_histograms.png").is_file()

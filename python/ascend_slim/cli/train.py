@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .args import image_size, int_range
+from .args import fraction, image_size, int_range
 
 # Training-only flag ranges (the shared ones are in cli/args.py).
 epoch_count = int_range(1, 100_000)
@@ -59,6 +59,16 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     p.add_argument("--exist-ok", action="store_true", help="reuse project/name instead of incrementing")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="LAST_PT",
                    help="continue an interrupted run (default: the newest last.pt under --project)")
+    if not finetune:  # sparsity training (network slimming); finetuning after a prune runs without it
+        p.add_argument("--sparsity", "--sr", dest="sparsity", type=float, default=0.0, metavar="SR",
+                       help="L1 rate on every prunable BatchNorm gamma per optimiser step (0: off)")
+        p.add_argument("--st", action="store_true", help="accepted for midasklr compatibility (--sparsity sets SR)")
+        p.add_argument("--sparsity-decay", type=fraction, default=0.9, help="SR falls linearly by this fraction")
+        p.add_argument("--sparsity-beta", type=float, default=0.0, metavar="K", help="also K x SR x sign(beta)")
+    p.add_argument("--distill", metavar="TEACHER_PT", help="distil from this checkpoint (e.g. the unpruned model)")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="distillation term x this (default 1)")
+    p.add_argument("--distill-images", metavar="DIR",
+                   help="unlabelled images mixed into training, contributing the distillation term only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     # OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import AscendSlimError
+    from ..model.checkpoint import load_training_state
+    from ..recipes.slim import resumed_callbacks, training_callbacks
     from ..train.builder import build_trainer, latest_checkpoint, next_run_dir, resume_trainer
     from ..train.distributed import close_distributed
     from ..train.hyp import load_hyp
@@ -74,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         checkpoint = latest_checkpoint(args.project) if args.resume is True else args.resume
-        trainer = resume_trainer(checkpoint)
+        trainer = resume_trainer(checkpoint, resumed_callbacks(load_training_state(checkpoint)["callbacks"]))
     else:
         if not args.data:
             raise AscendSlimError("--data is required: a VOCdevkit folder or an Ultralytics data yaml")
@@ -84,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
             noval=args.noval, amp=args.amp, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
-        trainer = build_trainer(config)
+        trainer = build_trainer(config, training_callbacks(
+            sparsity=getattr(args, "sparsity", 0.0), sparsity_decay=getattr(args, "sparsity_decay", 0.9),
+            sparsity_beta=getattr(args, "sparsity_beta", 0.0), distill=args.distill,
+            distill_weight=args.distill_weight, distill_images=args.distill_images))
     try:
         if trainer.is_main:
             print(f"training {trainer.start_epoch}..{trainer.epochs - 1} on {trainer.device} "

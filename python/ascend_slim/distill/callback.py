@@ -51,25 +51,33 @@ def unlabelled_samples(folder: str | Path, names: Sequence[str]) -> SampleSet:
 
 class Distiller(Callback):
     """Distillation from ``teacher`` (frozen) with ``weight``; ``images``: a folder of unlabelled images mixed
-    in (see the module docstring). ``teacher_path`` is recorded so that a resumed run can reload it."""
+    in (see the module docstring). ``teacher`` is a model or a checkpoint path; a path is loaded when training
+    starts, its classes remapped to the student's (:func:`load_teacher`), and recorded so that a resumed run
+    can reload it."""
 
     name = "distill"
 
-    def __init__(self, teacher: YOLOv5, weight: float = 1.0, images: str | Path | None = None,
-                 teacher_path: str | Path = "") -> None:
+    def __init__(self, teacher: YOLOv5 | str | Path, weight: float = 1.0, images: str | Path | None = None) -> None:
         if not weight > 0:
             raise AscendSlimError(f"distillation weight must be positive, got {weight}")
-        self.teacher = teacher.float().eval().requires_grad_(False)
+        if not isinstance(teacher, YOLOv5) and not Path(teacher).is_file():
+            raise AscendSlimError(f"distillation teacher {teacher} not found: pass a .pt checkpoint")
+        self.teacher_path = "" if isinstance(teacher, YOLOv5) else str(teacher)
+        self.teacher = teacher if isinstance(teacher, YOLOv5) else None
         self.weight = float(weight)
         self.images = str(images) if images else ""
-        self.teacher_path = str(teacher_path)
-        self.unlabelled = unlabelled_samples(images, teacher.names) if images else None
+        if self.images:
+            list_sources(self.images)  # an empty or missing folder fails now, not when training starts
+        self.unlabelled: SampleSet | None = None
         self.criterion: HeadDistillation | None = None
         self._loader = None
         self._batches = None
 
     def on_fit_start(self, trainer) -> None:
         student: YOLOv5 = trainer.model
+        if self.teacher is None:
+            self.teacher = load_teacher(self.teacher_path, student.names)
+        self.teacher = self.teacher.float().eval().requires_grad_(False)
         if list(student.names) != list(self.teacher.names):
             raise AscendSlimError(f"the teacher predicts {len(self.teacher.names)} classes, the student "
                                   f"{student.nc}: distil between models of the same classes")
@@ -79,7 +87,8 @@ class Distiller(Callback):
                                   "compares their heads cell by cell, so they must match")
         self.teacher.to(trainer.device, memory_format=torch.channels_last)
         self.criterion = HeadDistillation(student.detect.anchors, trainer.config.img_size, trainer.hyp)
-        if self.unlabelled is not None:
+        if self.images:
+            self.unlabelled = unlabelled_samples(self.images, student.names)
             config = trainer.config
             dataset = DetectionDataset(self.unlabelled, config.img_size, augment=True, hyp=trainer.hyp,
                                        cache=config.cache, stride=int(max(student.strides)), seed=config.seed + 1)
@@ -119,7 +128,9 @@ class Distiller(Callback):
         return {"weight": self.weight, "teacher": self.teacher_path, "images": self.images}
 
     @classmethod
-    def from_state(cls, state: dict, names: Sequence[str]) -> Distiller:
-        """The callback a checkpoint was trained with (teacher reloaded from its recorded path)."""
-        return cls(load_teacher(state["teacher"], names), state["weight"], state["images"] or None,
-                   teacher_path=state["teacher"])
+    def from_state(cls, state: dict) -> Distiller:
+        """The callback a checkpoint was trained with (the teacher reloaded from its recorded path)."""
+        if not state["teacher"]:
+            raise AscendSlimError("this run was distilled from an in-memory teacher: it cannot be resumed from the "
+                                  "command line")
+        return cls(state["teacher"], state["weight"], state["images"] or None)

@@ -192,18 +192,41 @@ def original_model(config: SlimConfig) -> YOLOv5:
     return model
 
 
-def _callbacks(config: SlimConfig, stage: str, names: list[str]) -> list[Callback]:
-    from ..distill import Distiller, load_teacher
+def training_callbacks(sparsity: float = 0.0, sparsity_decay: float = 0.9, sparsity_beta: float = 0.0,
+                       distill: str | Path | None = None, distill_weight: float = 1.0,
+                       distill_images: str | Path | None = None) -> list[Callback]:
+    """The callbacks of a training run: sparsity (L1 rate ``sparsity`` > 0) and distillation from the checkpoint
+    ``distill``; none when both are off."""
+    from ..distill import Distiller
     from ..prune.sparsity import SparsityRegularizer
 
+    if distill_images and not distill:
+        raise AscendSlimError("distillation images need a teacher: they only feed the distillation term")
     callbacks: list[Callback] = []
-    if stage == "sparsity":
-        callbacks.append(SparsityRegularizer(config.sparsity_rate, config.sparsity_decay, config.sparsity_beta))
-    if config.distill:
-        teacher = load_teacher(config.weights, names)
-        callbacks.append(Distiller(teacher, config.distill_weight, config.distill_images or None,
-                                   teacher_path=config.weights))
+    if sparsity:
+        callbacks.append(SparsityRegularizer(sparsity, sparsity_decay, sparsity_beta))
+    if distill:
+        callbacks.append(Distiller(distill, distill_weight, distill_images or None))
     return callbacks
+
+
+def resumed_callbacks(states: dict[str, dict]) -> list[Callback]:
+    """The callbacks a checkpoint's run used, rebuilt from their saved states (``training["callbacks"]``)."""
+    from ..distill import Distiller
+    from ..prune.sparsity import SparsityRegularizer
+
+    known = {"sparsity": SparsityRegularizer.from_state, "distill": Distiller.from_state}
+    unknown = sorted(set(states) - set(known))
+    if unknown:
+        raise AscendSlimError(f"the run used callbacks {unknown} that the command line cannot rebuild")
+    return [known[name](state) for name, state in states.items()]
+
+
+def _callbacks(config: SlimConfig, stage: str) -> list[Callback]:
+    return training_callbacks(sparsity=config.sparsity_rate if stage == "sparsity" else 0.0,
+                              sparsity_decay=config.sparsity_decay, sparsity_beta=config.sparsity_beta,
+                              distill=config.weights if config.distill else None, distill_weight=config.distill_weight,
+                              distill_images=config.distill_images)
 
 
 def _finished(last: Path) -> bool | None:
@@ -240,7 +263,7 @@ def _train(config: SlimConfig, run: SlimRun, stage: str, source: str, start: YOL
     train_set = DetectionDataset(splits[0], train_config.img_size, augment=True, hyp=train_config.hyp,
                                  cache=train_config.cache, stride=int(max(start.strides)), seed=train_config.seed)
     trainer = Trainer(train_config, start, train_set, splits[1].eval_dataset(),
-                      _callbacks(config, stage, list(start.names)))
+                      _callbacks(config, stage))
     if finished is False:
         print(f"slim: resuming {stage} from {last}")
         trainer.restore(last)
