@@ -4,6 +4,8 @@
 #   bash run.sh detect <image_set.txt> <image_dir> [flags]   boxes drawn into image_result/
 #   bash run.sh speed  [<image_set.txt> <image_dir>] [flags] wall-clock timing, sequential and pipelined
 #   bash run.sh eval   <VOCdevkit> [flags]                   VOC07 metrics, txt_result/ and eval_result/
+#   bash run.sh slim   [VOCdevkit] [flags]                   network slimming of the official yolov5n on VOC
+#                                                            (trainval -> test), result in runs/slim/
 #   bash run.sh test                                         ruff + the test suite
 #   bash run.sh sanitize                                     the core's tests on an ASan + UBSan build
 #   bash run.sh setup                                        only create/refresh the virtualenv
@@ -35,7 +37,7 @@ setup() {
 }
 
 task="${1:-}"
-[ -n "$task" ] || die "usage: bash run.sh {detect|speed|eval|test|sanitize|setup} ... (see the header of run.sh)"
+[ -n "$task" ] || die "usage: bash run.sh {detect|speed|eval|slim|test|sanitize|setup} ... (see the header of run.sh)"
 shift
 weights=()
 [ -n "${WEIGHTS:-}" ] && weights=(--weights "$WEIGHTS")
@@ -81,6 +83,16 @@ case "$task" in
     voc="$1"; shift
     setup
     "$VENV/bin/ascend-slim" eval "${weights[@]}" --data "$voc" --out txt_result "$@" ;;
+  slim)
+    voc="$DATA/VOCdevkit"
+    if [ $# -ge 1 ] && [ "${1#-}" = "$1" ]; then voc="$1"; shift; fi
+    [ -d "$voc" ] || die "no VOCdevkit at $voc: bash run.sh slim <VOCdevkit> [flags]"
+    slim_weights="${WEIGHTS:-$DATA/weights/yolov5n.pt}"
+    setup
+    # The defaults chosen on train -> val (see the README's slimming section); flags after the folder override.
+    "$VENV/bin/ascend-slim" slim --weights "$slim_weights" --classes voc --data "$voc" --target-latency 0.65 \
+      --round-to 8 --sparsity-epochs 0 --finetune-epochs 15 --distill --distill-weight 4 --train-img 320 --img 640 \
+      --project runs/slim "$@" ;;
   *)
-    die "unknown task '$task': use detect, speed, eval, test, sanitize or setup" ;;
+    die "unknown task '$task': use detect, speed, eval, slim, test, sanitize or setup" ;;
 esac

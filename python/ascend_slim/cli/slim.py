@@ -30,15 +30,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-keep", type=fraction, default=0.0, help="keep at least this fraction of every layer")
     p.add_argument("--no-fold-bias", dest="fold_bias", action="store_false",
                    help="drop removed channels' constant output instead of folding it into the next layers")
-    p.add_argument("--sparsity-epochs", type=epoch_count, default=10, help="sparsity-training epochs (0: none)")
+    p.add_argument("--sparsity-epochs", type=epoch_count, default=0, help="sparsity-training epochs (default 0: none)")
     p.add_argument("--sparsity", "--sr", dest="sparsity", type=float, default=1e-3, metavar="SR",
                    help="L1 rate on BN gammas per optimiser step (default 1e-3)")
     p.add_argument("--sparsity-decay", type=fraction, default=0.9, help="SR falls linearly by this fraction")
     p.add_argument("--sparsity-beta", type=float, default=0.0, metavar="K",
                    help="also K x SR x sign(beta) on BN biases")
-    p.add_argument("--finetune-epochs", type=int_range(1, 100_000), default=30, help="finetuning epochs after pruning")
+    p.add_argument("--finetune-epochs", type=int_range(1, 100_000), default=15,
+                   help="finetuning epochs after pruning (default 15)")
     p.add_argument("--distill", action="store_true", help="distil from the unpruned model in both training stages")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="distillation term x this (default 1)")
+    p.add_argument("--distill-weight", type=float, default=4.0, help="distillation term x this (default 4)")
     p.add_argument("--distill-images", default="", metavar="DIR",
                    help="unlabelled images mixed into training, contributing the distillation term only")
     p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
@@ -47,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=batch_size, default=16)
     p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW"), default="SGD")
     p.add_argument("--adam", dest="optimizer", action="store_const", const="Adam", help="same as --optimizer Adam")
-    p.add_argument("--hyp", help="YOLOv5 hyperparameter yaml for both training stages (default hyp.scratch-low)")
+    p.add_argument("--hyp", help="YOLOv5 hyperparameter yaml for both training stages (default hyp.scratch-low "
+                   "with warmup_bias_lr 0)")
     p.add_argument("--cos-lr", action="store_true", help="cosine instead of linear learning-rate decay")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
     p.add_argument("--workers", type=int_range(0, 64), default=2, help="data loader processes (default 2)")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import AscendSlimError
-    from ..recipes.slim import SlimConfig, slim
+    from ..recipes.slim import SLIM_HYP, SlimConfig, slim
     from ..train.builder import next_run_dir
     from ..train.hyp import load_hyp
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise AscendSlimError("--weights and --data are required (or --resume a run)")
         if args.percent is None and args.target_latency is None:
             raise AscendSlimError("give --percent or --target-latency: how much to prune")
-        hyp = load_hyp(args.hyp)
+        hyp = load_hyp(args.hyp or SLIM_HYP)
         config = SlimConfig(
             weights=args.weights, data=args.data, classes=args.classes, train_split=args.train_split,
             val_split=args.val_split, percent=args.percent, target_latency=args.target_latency, round_to=args.round_to,

@@ -44,6 +44,9 @@ from ..train.hyp import load_hyp
 
 STAGES = ("sparsity", "prune", "finetune", "export", "evaluate", "latency", "deploy", "report")
 VAL_SETTINGS = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
+# hyp.scratch-low, but the biases warm up from 0 like every other weight: the default 0.1 start disturbs a
+# pretrained Detect head on a small data set
+SLIM_HYP = {"warmup_bias_lr": 0.0}
 
 
 @dataclass
@@ -52,7 +55,8 @@ class SlimConfig:
 
     Exactly one of ``percent`` / ``target_latency`` is set. ``train_img_size`` (0: ``img_size``) is the
     training resolution; evaluation, export, latency and the latency target use ``img_size``.
-    ``sparsity_hyp`` / ``finetune_hyp`` override hyp.scratch-low keys for each training stage.
+    ``sparsity_hyp`` / ``finetune_hyp`` override hyp.scratch-low keys for each training stage (default
+    :data:`SLIM_HYP`).
     """
 
     weights: str
@@ -78,8 +82,8 @@ class SlimConfig:
     train_img_size: int = 0
     batch_size: int = 16
     optimizer: str = "SGD"
-    sparsity_hyp: dict[str, float] = field(default_factory=dict)
-    finetune_hyp: dict[str, float] = field(default_factory=dict)
+    sparsity_hyp: dict[str, float] = field(default_factory=lambda: dict(SLIM_HYP))
+    finetune_hyp: dict[str, float] = field(default_factory=lambda: dict(SLIM_HYP))
     cos_lr: bool = False
     device: str = "cpu"
     workers: int = 2
