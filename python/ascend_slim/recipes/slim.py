@@ -378,5 +378,6 @@ def slim(config: SlimConfig, resume: bool = False) -> SlimRun:
     run.run_stage("latency", lambda: _latency_stage(config, models))
     if config.deploy:
         run.run_stage("deploy", lambda: _deploy_stage(config, exported["final_pt"]))
-    run.run_stage("report", lambda: write_report(run))
+    run.run_stage("report", lambda: write_report(run.dir, asdict(config), {k: asdict(v) for k, v in run.stages.items()},
+                                                  original_model(config)))
     return run

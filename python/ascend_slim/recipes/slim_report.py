@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,58 +16,50 @@ from matplotlib.figure import Figure
 
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..model.checkpoint import load_weights
+from ..model.yolo import YOLOv5
 from ..prune.sparsity import all_gammas, prunable_batchnorms
-
-if TYPE_CHECKING:
-    from .slim import SlimRun
 
 MAP_KEYS = {"ap50_voc07": "mAP@0.5 (VOC07)", "ap50": "mAP@0.5 (all-point)", "ap50_95": "mAP@0.5:0.95"}
 
 
-def _summary(run: SlimRun) -> dict:
-    """The numbers of the report, from the finished stages."""
-    stages = run.stages
-    evaluation, latency, prune = stages["evaluate"].result, stages["latency"].result, stages["prune"].result
+def _summary(config: dict, stages: dict[str, dict]) -> dict:
+    """The numbers of the report, from the finished stages (``{name: {seconds, cpu_seconds, result}}``)."""
+    evaluation, latency, prune = (stages[k]["result"] for k in ("evaluate", "latency", "prune"))
     maps = {key: {"original": evaluation["original"][key], "final": evaluation["final"][key],
                   "change_points": 100 * (evaluation["final"][key] - evaluation["original"][key])}
             for key in MAP_KEYS}
     speed = {key: {**latency[key], "speedup": 1 / latency[key]["ratio"]} for key in ("1 thread", "all cores")}
-    sparsity = stages["sparsity"].result
+    sparsity = stages["sparsity"]["result"]
     return {
-        "config": asdict(run.config),
+        "config": config,
         "split": evaluation["split"], "images": evaluation["images"], "img_size": evaluation["img_size"],
         "map": maps, "latency": speed, "machine": latency["machine"],
         "prune": {k: prune[k] for k in ("percent", "threshold", "safety_bound", "max_safe_percent", "round_to",
                                         "params", "gflops", "reached") if k in prune},
         "sparsity": {"gamma_before": sparsity["gamma_before"], "gamma_after": sparsity["gamma_after"]},
-        "stages": {name: {"seconds": r.seconds, "cpu_seconds": r.cpu_seconds} for name, r in stages.items()},
-        "total_seconds": sum(r.seconds for r in stages.values()),
-        "total_cpu_seconds": sum(r.cpu_seconds for r in stages.values()),
+        "stages": {name: {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"]} for name, r in stages.items()},
+        "total_seconds": sum(r["seconds"] for r in stages.values()),
+        "total_cpu_seconds": sum(r["cpu_seconds"] for r in stages.values()),
     }
 
 
-def _widths(run: SlimRun) -> tuple[list[str], list[int], list[int]]:
-    """Per prunable BatchNorm (model order): name, width before and after pruning."""
-    from .slim import original_model
-
-    kept = json.loads(run.path("prune.json").read_text())["kept"]
+def _widths(folder: Path, original: YOLOv5) -> tuple[list[str], list[int], list[int]]:
+    """Per prunable BatchNorm (model order): name, width before and after pruning (from ``prune.json``)."""
+    kept = json.loads((folder / "prune.json").read_text())["kept"]
     names, before, after = [], [], []
-    for name, bn in prunable_batchnorms(original_model(run.config)).items():
+    for name, bn in prunable_batchnorms(original).items():
         names.append(name.removeprefix("model.").removesuffix(".bn"))
         before.append(bn.num_features)
         after.append(len(kept.get(name, range(bn.num_features))))
     return names, before, after
 
 
-def _plot(run: SlimRun, summary: dict, path) -> None:
-    from .slim import original_model
-
+def _plot(folder: Path, original: YOLOv5, sparse_checkpoint: str | None, summary: dict) -> None:
     fig = Figure(figsize=(14, 9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 3)
     ax = fig.add_subplot(grid[0, 0])
-    before = all_gammas(original_model(run.config))
-    sparse_checkpoint = run.stages["sparsity"].result["checkpoint"]
+    before = all_gammas(original)
     after = all_gammas(load_weights(sparse_checkpoint)[0]) if sparse_checkpoint else before
     bins = np.linspace(0, max(before.max(), after.max()) * 1.02, 60)
     ax.hist(before, bins=bins, alpha=0.6, label="original")
@@ -100,7 +91,7 @@ def _plot(run: SlimRun, summary: dict, path) -> None:
     ax.legend(fontsize="small")
 
     ax = fig.add_subplot(grid[1, :])
-    names, width_before, width_after = _widths(run)
+    names, width_before, width_after = _widths(folder, original)
     x = np.arange(len(names))
     ax.bar(x, width_before, color="lightgray", label="original")
     ax.bar(x, width_after, color="tab:blue", label="pruned")
@@ -110,7 +101,7 @@ def _plot(run: SlimRun, summary: dict, path) -> None:
     ax.legend(fontsize="small")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(folder / "report.png", buf.getvalue())
 
 
 def _markdown(summary: dict, layers: list[dict]) -> str:
@@ -160,11 +151,14 @@ def _markdown(summary: dict, layers: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run: SlimRun) -> dict:
-    """Write ``report.md``, ``report.json`` and ``report.png`` into the run folder; returns the summary."""
-    summary = _summary(run)
-    layers = run.stages["prune"].result["layers"]
-    _plot(run, summary, run.path("report.png"))
-    atomic_write_text(run.path("report.json"), json.dumps({**summary, "layers": layers}, indent=2) + "\n")
-    atomic_write_text(run.path("report.md"), _markdown(summary, layers))
-    return {"report": str(run.path("report.md")), "map": summary["map"], "latency": summary["latency"]}
+def write_report(folder: str | Path, config: dict, stages: dict[str, dict], original: YOLOv5) -> dict:
+    """Write ``report.md``, ``report.json`` and ``report.png`` into the run ``folder`` from the run's settings,
+    its finished stages (``{name: {seconds, cpu_seconds, result}}``) and the unpruned ``original``; returns the
+    headline numbers."""
+    folder = Path(folder)
+    summary = _summary(config, stages)
+    layers = stages["prune"]["result"]["layers"]
+    _plot(folder, original, stages["sparsity"]["result"]["checkpoint"], summary)
+    atomic_write_text(folder / "report.json", json.dumps({**summary, "layers": layers}, indent=2) + "\n")
+    atomic_write_text(folder / "report.md", _markdown(summary, layers))
+    return {"report": str(folder / "report.md"), "map": summary["map"], "latency": summary["latency"]}
