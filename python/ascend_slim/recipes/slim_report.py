@@ -62,8 +62,9 @@ def _plot(folder: Path, original: YOLOv5, sparse_checkpoint: str | None, summary
     before = all_gammas(original)
     after = all_gammas(load_weights(sparse_checkpoint)[0]) if sparse_checkpoint else before
     bins = np.linspace(0, max(before.max(), after.max()) * 1.02, 60)
-    ax.hist(before, bins=bins, alpha=0.6, label="original")
-    ax.hist(after, bins=bins, alpha=0.6, label="after sparsity training")
+    ax.hist(before, bins=bins, histtype="step", lw=1.5, label="original")
+    if sparse_checkpoint:
+        ax.hist(after, bins=bins, histtype="step", lw=1.5, label="after sparsity training")
     ax.axvline(summary["prune"]["threshold"], color="red", lw=1, label="prune threshold")
     ax.set_xlabel("|γ| of prunable BatchNorm channels")
     ax.set_title("BN scales")
