@@ -97,6 +97,10 @@ def test_slim_cli_and_bad_settings(voc8: Path, yolov5n_pt: Path, tmp_path: Path,
         _config(voc8, yolov5n_pt, tmp_path / "x", percent=None).check()
     with pytest.raises(AscendSlimError, match="not found"):
         _config(voc8, yolov5n_pt, tmp_path / "x", weights=str(tmp_path / "none.pt")).check()
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "keep.txt").write_text("mine")
+    with pytest.raises(AscendSlimError, match="not empty"):
+        _config(voc8, yolov5n_pt, tmp_path / "x", deploy=str(tmp_path / "bundle")).check()
     assert main(["slim", "--weights", str(yolov5n_pt), "--data", str(voc8)]) != 0
     assert "--percent or --target-latency" in capsys.readouterr().err
     assert main(["slim", "--resume", str(tmp_path / "nothing")]) != 0

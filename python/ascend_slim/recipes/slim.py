@@ -41,9 +41,9 @@ from ..model.remap import remap_classes
 from ..model.yolo import YOLOv5
 from ..train.callbacks import Callback
 from ..train.hyp import load_hyp
+from ..train.trainer import VAL_SETTINGS
 
 STAGES = ("sparsity", "prune", "finetune", "export", "evaluate", "latency", "deploy", "report")
-VAL_SETTINGS = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
 # hyp.scratch-low, but the biases warm up from 0 like every other weight: the default 0.1 start disturbs a
 # pretrained Detect head on a small data set
 SLIM_HYP = {"warmup_bias_lr": 0.0}
@@ -106,6 +106,9 @@ class SlimConfig:
                                   f"{self.sparsity_epochs} and {self.finetune_epochs}")
         if not Path(self.weights).is_file():
             raise AscendSlimError(f"weights {self.weights} not found")
+        deploy = Path(self.deploy) if self.deploy else None
+        if deploy is not None and deploy.exists() and (not deploy.is_dir() or any(deploy.iterdir())):
+            raise AscendSlimError(f"deploy folder {deploy} exists and is not empty: choose another or remove it")
         if self.distill_images and not self.distill:
             raise AscendSlimError("distill_images needs distill on (the unlabelled images only feed distillation)")
         load_hyp(self.sparsity_hyp)
