@@ -150,6 +150,8 @@ def main() -> None:
     p.add_argument("--slimmed", type=Path, help="a slimmed float ONNX (VOC classes, static): adds two rows")
     p.add_argument("--test-images", type=int, default=None, help="score on the first N test images (default all)")
     p.add_argument("--keep", type=Path, help="keep the models in this folder (default: a temporary one)")
+    p.add_argument("--default-only", action="store_true",
+                   help="quantize only the default variant (the others take ~15 min of calibration)")
     args = p.parse_args()
     info = cpu_info()
     print(f"CPU: {describe_cpu(info)}; onnxruntime threads: 1 and all {os.cpu_count()} cores")
@@ -159,7 +161,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         calib = voc_images(DATA / "VOCdevkit", args.num_images, split="trainval")
         models = {"float": export_voc_yolov5n(work / "yolov5n_voc.onnx")}
-        for i, (name, changes) in enumerate(VARIANTS.items()):
+        variants = list(VARIANTS.items())[:1] if args.default_only else VARIANTS.items()
+        for i, (name, changes) in enumerate(variants):
             options = {**DEFAULT, **changes}
             t = time.perf_counter()
             report = quantize_model(models["float"], work / f"int8_{i}.onnx", calib, progress=False,

@@ -61,10 +61,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="loader processes (default 2, as the anchor)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE"),
-                   help="OpenMP idle threads sleep (PASSIVE, what `ascend-slim train` sets) or spin (ACTIVE)")
+    p.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "unset"),
+                   help="OpenMP idle threads sleep (PASSIVE), spin (ACTIVE) or spin a while, then sleep (unset: "
+                        "the OpenMP default)")
     args = p.parse_args()
-    os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy  # read when torch loads OpenMP, below
+    # read when torch loads OpenMP, below
+    if args.omp_wait_policy == "unset":
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
 
     from ascend_slim.report.machine import describe_cpu
 

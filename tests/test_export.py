@@ -120,9 +120,13 @@ def test_v5_focus_stem_exports_as_one_conv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"img_size": 300}, "multiples of the model stride 32"),
-    ({"img_size": (320, 0)}, "multiples"),
+    ({"img_size": (320, 0)}, r"image width must lie in \[32, 4096\], got 0"),
+    ({"img_size": 8192}, r"image height must lie in \[32, 4096\]"),
     ({"head": "nms"}, "unknown head"),
-    ({"batch": 0}, "batch"),
+    ({"batch": 0}, r"batch must lie in \[1, 256\], got 0"),
+    ({"batch": 10_000}, "batch must lie"),
+    ({"opset": 3}, r"ONNX opset must lie in \[9, 20\], got 3"),
+    ({"opset": 99}, "ONNX opset must lie"),
 ])
 def test_bad_export_settings_are_refused(kwargs: dict, message: str, tmp_path: Path) -> None:
     model = YOLOv5.from_yaml("yolov5n")

@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import AscendSlimError
 from .fileio import atomic_output
+from .limits import BATCH_SIZE, IMAGE_SIZE, ONNX_OPSET, check_range
 from .meta import HEAD_LAYOUTS, as_hw, raw_head_names
 from .model.common import Focus
 from .model.yolo import YOLOv5
@@ -55,8 +56,10 @@ def deployable(model: YOLOv5) -> YOLOv5:
 
 def _size(img_size: int | tuple[int, int], stride: int) -> tuple[int, int]:
     h, w = as_hw(img_size)
-    if h <= 0 or w <= 0 or h % stride or w % stride:
-        raise AscendSlimError(f"image size {h}x{w} must be positive multiples of the model stride {stride}")
+    check_range("image height", h, IMAGE_SIZE)
+    check_range("image width", w, IMAGE_SIZE)
+    if h % stride or w % stride:
+        raise AscendSlimError(f"image size {h}x{w} must be multiples of the model stride {stride}")
     return h, w
 
 
@@ -74,8 +77,8 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
     """
     if head not in HEAD_LAYOUTS:
         raise AscendSlimError(f"unknown head layout {head!r}: choose 'raw' or 'decoded'")
-    if batch < 1:
-        raise AscendSlimError(f"batch must be >= 1, got {batch}")
+    check_range("batch", batch, BATCH_SIZE)
+    check_range("ONNX opset", opset, ONNX_OPSET)
     if dynamic and head != "raw":
         raise AscendSlimError("dynamic input sizes need the raw head (the decoded head bakes in its grids)")
     size = _size(img_size, int(max(model.strides)))

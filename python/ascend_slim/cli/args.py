@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ..limits import BATCH_SIZE, IMAGE_SIZE, ONNX_OPSET
 from ..runtime.factory import BACKENDS
 
 
@@ -30,14 +31,14 @@ def fraction(text: str) -> float:
     return value
 
 
-# Sane ranges of the numeric flags: beyond them a run cannot succeed (allocation failures, int64 overflow in
-# the core) or makes no sense (NMS keeps at most 30,000 candidates).
-image_size = int_range(32, 4096)
+# Ranges of the numeric flags (the library checks the shared ones, ``limits``): beyond them a run cannot succeed
+# or makes no sense (NMS keeps at most 30,000 candidates).
+image_size = int_range(*IMAGE_SIZE)
 detections_per_image = int_range(1, 30_000)
 thread_count = int_range(0, 256)
 worker_count = int_range(1, 256)
-batch_size = int_range(1, 256)
-onnx_opset = int_range(9, 20)  # what torch's TorchScript exporter writes for YOLOv5 (ATC takes 11)
+batch_size = int_range(*BATCH_SIZE)
+onnx_opset = int_range(*ONNX_OPSET)
 iteration_count = int_range(1, 1_000_000)
 warmup_count = int_range(0, 10_000)
 channel_multiple = int_range(1, 256)  # --round-to: 8 (CPU SIMD) or 16 (Ascend cube unit)
