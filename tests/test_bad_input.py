@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from bad_input_catalogue import CASES, Case, Env, Result
+from bad_input_catalogue import CASES, Case, Env, Result, markdown
 
 from ascend_slim.cli import main
 
+README = Path(__file__).resolve().parent.parent / "README.md"
 PROGRESS_BAR = re.compile(r"^\s*[\w ]+:\s+\d+%\|")  # tqdm's lines, e.g. "detect:  50%|#####     | 1/2 [..."
 
 
@@ -146,3 +147,8 @@ def test_bad_input(case: Case, env: Env, capfd: pytest.CaptureFixture) -> None:
 
 def test_catalogue_ids_are_unique() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_readme_holds_the_current_catalogue() -> None:
+    """README's "Bad input" section is the catalogue's text (regenerate: python tests/bad_input_catalogue.py)."""
+    assert markdown() in README.read_text(encoding="utf-8")
