@@ -70,8 +70,11 @@ def run_readonly(argv: list[str], env: Env, capfd: pytest.CaptureFixture) -> Res
 
 def run_sigint(argv: list[str], env: Env, capfd: pytest.CaptureFixture) -> Result:
     """Start detect, wait for its first output image, then press Ctrl-C."""
+    # SIGINT back to its default in the child: a shell's background job inherits it ignored, and Python then
+    # installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "ascend_slim", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((env.tmp / "out").glob("*.jpg")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

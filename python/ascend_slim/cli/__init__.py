@@ -8,11 +8,8 @@ so building the parser never imports torch.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AscendSlimError
@@ -36,27 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def _remember_sigint() -> Iterator[list[bool]]:
-    """Record a Ctrl-C (still raising KeyboardInterrupt), so an interrupt that library or thread-pool code
-    swallowed on its way up still ends the run with exit 130."""
-    seen = [False]
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield seen
-        return
-
-    def on_sigint(signum: int, frame: object) -> None:
-        seen[0] = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,11 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with _remember_sigint() as interrupted:
-            code = int(args.func(args) or 0)
-        if interrupted[0]:
-            raise KeyboardInterrupt
-        return code
+        return int(args.func(args) or 0)
     except AscendSlimError as exc:
         print(f"ascend-slim {args.command}: error: {exc}", file=sys.stderr)
         return 1
