@@ -11,6 +11,7 @@ import pytest
 import torch
 from train_helpers import small_config, voc_subset
 
+from ascend_slim.distill.loss import TERMS
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.model.checkpoint import load_training_state
 from ascend_slim.prune.sparsity import SparsityRegularizer, all_gammas, gamma_stats, prunable_batchnorms
@@ -152,5 +153,8 @@ def test_train_cli_sparsity_and_distillation_flags(tiny_voc: Path, yolov5n_pt: P
                  str(yolov5n_pt), "--distill-weight", "2", "--project", str(tmp_path), "--name", "run"])
     assert code == 0
     row = next(csv.DictReader((tmp_path / "run" / "results.csv").open()))
-    assert float(row["sparsity/rate"]) == 0.01 and float(row["train/kd_obj"]) >= 0
+    assert float(row["sparsity/rate"]) == 0.01
+    # --distill took part: each term is logged, and positive (the student in train mode normalises with batch
+    # statistics, the frozen teacher with its running ones, so they differ even from the same weights)
+    assert all(0 < float(row[f"train/{term}"]) < float("inf") for term in TERMS), row
     assert (tmp_path / "run" / "sparsity" / "gamma_histograms.png").is_file()
