@@ -41,11 +41,13 @@ class FileEvaluation:
     source: str
 
 
-def evaluate_file(model: str | Path, dataset: EvalDataset, *, img_size: int = 640, backend: str = "auto",
+def evaluate_file(model: str | Path | None, dataset: EvalDataset, *, img_size: int | None = None,
+                  backend: str = "auto",
                   device: str = "cpu", num_threads: int | None = 1, workers: int | None = None,
                   strict: bool = False, on_skip: SkipHandler | None = None, progress: bool = True,
                   **settings: Any) -> FileEvaluation:
-    """Run the model file ``model`` (``.onnx``, ``.om`` or ``.pt``) over ``dataset`` with :data:`VAL_SETTINGS`
+    """Run the model file ``model`` (``.onnx``, ``.om`` or ``.pt``; None: the :class:`~ascend_slim.Detector`
+    default; ``img_size`` None: the model's own, 640 for ``.pt``) over ``dataset`` with :data:`VAL_SETTINGS`
     (``settings`` override them, e.g. ``conf_thres``) and score the detections rounded as ``eval``'s detection
     files hold them. ``num_threads`` 1: one single-threaded inference per worker. Skipping as
     :func:`~.runner.detect_dataset`."""

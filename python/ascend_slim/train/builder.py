@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..classes import resolve_class_set
 from ..data.dataset import DetectionDataset
 from ..data.samples import SampleSet, load_samples
 from ..errors import AscendSlimError
 from ..model.checkpoint import load_training_state, load_weights
-from ..model.remap import remap_classes
+from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
 from .callbacks import Callback
 from .trainer import TrainConfig, Trainer, seed_everything
@@ -64,9 +63,7 @@ def load_model(names: Sequence[str], weights: str = "", cfg: str = "", classes: 
     _require_model_source(weights, cfg)
     if not weights:
         return YOLOv5.from_yaml(cfg, nc=len(names), names=names)
-    model, _ = load_weights(weights)
-    if classes:
-        model = remap_classes(model, resolve_class_set(classes))
+    model, _ = load_for_classes(weights, classes)
     if not cfg and model.names == names:
         return model
     if cfg:
