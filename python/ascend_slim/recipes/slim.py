@@ -356,4 +356,5 @@ def slim(config: SlimConfig) -> SlimRun:
     return SlimRun.create(config).run()
 
 
-__all__ = ["SLIM_STAGES", "STAGES", "SlimConfig", "SlimRun", "Stage", "StageRecord", "slim"]
+__all__ = ["SLIM_STAGES", "STAGES", "DeployResult", "ExportResult", "LatencyResult", "MapResult", "PruneResult",
+           "ReportResult", "SlimConfig", "SlimRun", "Stage", "StageRecord", "TrainResult", "slim"]

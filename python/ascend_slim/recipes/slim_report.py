@@ -20,7 +20,7 @@ from ..evaluation.protocol import HEADLINE_METRICS, VAL_SETTINGS
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..model.checkpoint import load_weights
 from ..model.yolo import YOLOv5
-from ..prune.sparsity import all_gammas, gamma_stats, prunable_batchnorms
+from ..prune.gamma import all_gammas, gamma_stats, prunable_batchnorms
 
 MAP_KEYS = {key: f"m{METRIC_LABELS[key]}" for key in HEADLINE_METRICS}  # mAP@0.5 VOC07 11-point, ...
 
