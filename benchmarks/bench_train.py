@@ -28,8 +28,8 @@ def measure(size: int, epochs: int, batch_size: int, workers: int, device: str, 
 
     from ascend_slim.data.dataset import DetectionDataset
     from ascend_slim.data.samples import load_samples
-    from ascend_slim.train.builder import load_model
     from ascend_slim.train import TrainConfig, Trainer
+    from ascend_slim.train.builder import load_model
 
     config = TrainConfig(data=str(DATA / "VOCdevkit"), weights=str(DATA / "weights" / "yolov5n.pt"), classes="voc",
                          train_split="trainval", cache="ram", epochs=epochs, batch_size=batch_size, img_size=size,
