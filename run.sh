@@ -89,10 +89,9 @@ case "$task" in
     [ -d "$voc" ] || die "no VOCdevkit at $voc: bash run.sh slim <VOCdevkit> [flags]"
     slim_weights="${WEIGHTS:-$DATA/weights/yolov5n.pt}"
     setup
-    # The defaults chosen on train -> val (see the README's slimming section); flags after the folder override.
+    # Settings chosen on train -> val (see the README's slimming section); flags after the folder override.
     "$VENV/bin/ascend-slim" slim --weights "$slim_weights" --classes voc --data "$voc" --target-latency 0.65 \
-      --round-to 8 --sparsity-epochs 0 --finetune-epochs 15 --distill --distill-weight 4 --train-img 320 --img 640 \
-      --project runs/slim "$@" ;;
+      --distill --train-img 320 "$@" ;;  # the rest are the recipe's defaults (SlimConfig)
   *)
     die "unknown task '$task': use detect, speed, eval, slim, test, sanitize or setup" ;;
 esac

@@ -22,9 +22,8 @@ from _common import DATA, parser, write_json
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.export import export_onnx
 from ascend_slim.model import YOLOv5
-from ascend_slim.model.checkpoint import load_weights
 from ascend_slim.model.cost import model_cost
-from ascend_slim.model.remap import remap_classes
+from ascend_slim.model.remap import load_for_classes
 from ascend_slim.prune import build_graph, prune_channels, prune_model
 from ascend_slim.report.compare import voc_map
 from ascend_slim.report.latency import measure_latency
@@ -69,8 +68,7 @@ def alignment(tmp: Path, runs: int) -> list[dict]:
 
 
 def targets(tmp: Path, runs: int) -> list[dict]:
-    official, _ = load_weights(DATA / "weights" / "yolov5n.pt")
-    model = remap_classes(official, VOC_CLASSES).eval()
+    model = load_for_classes(DATA / "weights" / "yolov5n.pt", VOC_CLASSES)[0].eval()
     graph = build_graph(model)
     rows = [{"experiment": "2 yolov5n VOC", "variant": "unpruned", "model": model}]
     for goal in ({"percent": 0.01}, {"target_flops": 0.6}, {"target_latency": 0.66}):

@@ -26,13 +26,13 @@ from onnx import numpy_helper
 from ascend_slim import Detector
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.data.voc import load_voc
+from ascend_slim.evaluation import VAL_SETTINGS as EVAL_SETTINGS
 from ascend_slim.evaluation import evaluate
 from ascend_slim.quant.calibration import voc_images
 from ascend_slim.quant.static import quantize_model
 from ascend_slim.report.latency import measure_latency
 from ascend_slim.report.machine import cpu_info, describe_cpu
 
-EVAL_SETTINGS = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
 DETECT_SETTINGS = dict(conf_thres=0.25, iou_thres=0.45, max_det=1000, rect=False)
 DEFAULT = dict(per_channel=True, method="percentile", keep_head_float=True, keep_first_conv_float=True)
 # name -> options that differ from DEFAULT (quantize_model's defaults)
@@ -49,11 +49,10 @@ VARIANTS = {
 
 def export_voc_yolov5n(path: Path, img_size: int = 640) -> Path:
     from ascend_slim.export import export_onnx
-    from ascend_slim.model.checkpoint import load_weights
-    from ascend_slim.model.remap import remap_classes
+    from ascend_slim.model.remap import load_for_classes
 
-    model, _ = load_weights(DATA / "weights" / "yolov5n.pt")
-    return export_onnx(remap_classes(model, VOC_CLASSES), path, img_size=img_size)
+    model, _ = load_for_classes(DATA / "weights" / "yolov5n.pt", VOC_CLASSES)
+    return export_onnx(model, path, img_size=img_size)
 
 
 def conv_weights(path: Path) -> list[np.ndarray]:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from _common import DATA, parser, write_json
 
-# chosen on train -> val (lab notebook run v1); run.sh slim uses the same settings
-TARGET_1 = dict(percent=None, target_latency=0.65, round_to=8, sparsity_epochs=0, finetune_epochs=15, distill=True,
-                distill_weight=4.0, train_img_size=320)
+# chosen on train -> val (lab notebook run v1): the recipe's defaults (SlimConfig, which run.sh slim and
+# ascend-slim slim use too) plus these
+TARGET_1 = dict(target_latency=0.65, distill=True, train_img_size=320)
 RUNS = {
     "1": {"min_speedup": 1.5, "max_loss_points": 1.0, "max_minutes": 60.0, "settings": TARGET_1},
     "2": {"min_speedup": 1.25, "max_loss_points": 0.3, "max_minutes": None,
@@ -38,27 +38,31 @@ RUNS = {
 
 
 def run_one(key: str, folder: Path) -> dict:
-    from ascend_slim.recipes.slim import SLIM_HYP, SlimConfig, slim
+    from dataclasses import replace
+
+    from ascend_slim.recipes.slim import SlimConfig, SlimRun, slim
 
     spec = RUNS[key]
     resume = (folder / "slim.json").is_file()
+    settings = dict(spec["settings"])
+    train = replace(SlimConfig().train, train_split="trainval", val_split="test",
+                    img_size=settings.pop("train_img_size"))
     config = SlimConfig(weights=str(DATA / "weights" / "yolov5n.pt"), classes="voc", data=str(DATA / "VOCdevkit"),
-                        train_split="trainval", val_split="test", img_size=640, sparsity_hyp=SLIM_HYP,
-                        finetune_hyp=SLIM_HYP, save_dir=str(folder), **spec["settings"])
+                        train=train, save_dir=str(folder), **settings)
     start = time.perf_counter()
-    run = slim(config, resume=resume)
-    report = run.stages["report"].result
+    run = SlimRun.resume(folder).run() if resume else slim(config)
+    report = vars(run.result("report"))
     m = report["map"]["ap50_voc07"]
     speed = report["latency"]
-    minutes = sum(r.seconds for r in run.stages.values()) / 60
-    cpu_minutes = sum(r.cpu_seconds for r in run.stages.values()) / 60
+    minutes = sum(r.seconds for r in run.records.values()) / 60
+    cpu_minutes = sum(r.cpu_seconds for r in run.records.values()) / 60
     loss = -m["change_points"]
     met = speed["1 thread"]["speedup"] >= spec["min_speedup"] and loss <= spec["max_loss_points"] and \
         (spec["max_minutes"] is None or minutes <= spec["max_minutes"])
     return {"target": key, "settings": spec["settings"], "map_original": m["original"], "map_final": m["final"],
             "map_lost_points": loss, "speedup_1_thread": speed["1 thread"]["speedup"],
             "speedup_all_cores": speed["all cores"]["speedup"], "minutes": minutes, "cpu_minutes": cpu_minutes,
-            "stage_seconds": {k: r.seconds for k, r in run.stages.items()}, "resumed": resume,
+            "stage_seconds": {k: r.seconds for k, r in run.records.items()}, "resumed": resume,
             "wall_minutes_this_call": (time.perf_counter() - start) / 60,
             "goal": {k: v for k, v in spec.items() if k != "settings"}, "met": met}
 

@@ -28,12 +28,12 @@ def measure(size: int, epochs: int, batch_size: int, workers: int, device: str, 
 
     from ascend_slim.data.dataset import DetectionDataset
     from ascend_slim.data.samples import load_samples
+    from ascend_slim.train import TrainConfig, Trainer
     from ascend_slim.train.builder import load_model
-    from ascend_slim.train.trainer import TrainConfig, Trainer
 
     config = TrainConfig(data=str(DATA / "VOCdevkit"), weights=str(DATA / "weights" / "yolov5n.pt"), classes="voc",
                          train_split="trainval", cache="ram", epochs=epochs, batch_size=batch_size, img_size=size,
-                         workers=workers, device=device, save_dir=run_dir)
+                         workers=workers, device=device, save_dir=run_dir).validated()
     samples = load_samples(config.data, config.train_split)
     model = load_model(samples.names, weights=config.weights, classes=config.classes)
     train_set = DetectionDataset(samples, size, augment=True, hyp=config.hyp, cache="ram", seed=config.seed)

@@ -117,3 +117,33 @@ def test_readme_layout_table_matches_the_tree():
     assert missing == [], f"README layout names paths that do not exist: {missing}"
     subpackages = {f"python/ascend_slim/{p.name}" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert sorted(subpackages - listed) == [], "README layout table misses subpackages"
+
+
+# One home per fact: a pattern that states the fact, and the only module allowed to state it.
+ONE_HOME = {
+    "validation settings": (r"conf(?:_thres)?\"?\s*[=:]\s*0\.001|max_det\"?\s*[=:]\s*300\b",
+                            "ascend_slim.evaluation.protocol"),
+    "data-kind rule and default splits": (r"\(\s*\"trainval\",\s*\"test\"\s*\)|else\s+\"yaml\"|DEFAULT_SPLITS\s*=",
+                                          "ascend_slim.data.samples"),
+    "callback name -> restore registry": (r"\.from_state\s*[,}]|def\s+\w*restore\w*_callbacks|RESTORABLE\s*[:=]",
+                                          "ascend_slim.train.callbacks"),
+    "onnxruntime session options": (r"SessionOptions\(|ONNX_NUMPY_DTYPES\s*=|\"tensor\(float16\)\"",
+                                    "ascend_slim.runtime.onnx_session"),
+}
+
+
+def _stating(pattern: str) -> set[str]:
+    """Modules whose source (docstrings and comments included) matches ``pattern``."""
+    return {name for name, path in MODULES.items() if re.search(pattern, path.read_text(encoding="utf-8"))}
+
+
+def test_each_fact_has_one_home():
+    found = {fact: sorted(_stating(pattern)) for fact, (pattern, _) in ONE_HOME.items()}
+    assert found == {fact: [home] for fact, (_, home) in ONE_HOME.items()}
+
+
+def test_the_fact_scan_finds_restatements():
+    assert re.search(ONE_HOME["validation settings"][0], "Detector(w, conf_thres=0.001, iou_thres=0.6)")
+    assert re.search(ONE_HOME["validation settings"][0], 'dict("max_det": 300)')
+    assert re.search(ONE_HOME["data-kind rule and default splits"][0], 'kind = "voc" if p.is_dir() else "yaml"')
+    assert re.search(ONE_HOME["callback name -> restore registry"][0], '{"distill": Distiller.from_state}')

@@ -131,14 +131,45 @@ def test_target_flops_is_met_by_the_least_pruning() -> None:
         plan_target_flops(model, graph, thresholds, 0.01, img_size=320)
 
 
-def test_target_latency_measures_and_reaches() -> None:
+def test_target_latency_takes_a_latency_model_and_finds_the_least_pruning() -> None:
+    """Any function of the candidate model is a latency model: with a FLOPs-proportional one the plan is the
+    smallest threshold position at or below the target (its neighbour below is above it)."""
     model = random_bn_model("yolov5n", seed=6)
     graph = build_graph(model)
     thresholds = Thresholds(graph, get_importance("slim")(model, graph), round_to=8)
-    plan = plan_target_latency(model, graph, thresholds, 0.9, img_size=192, runs=7, resolution=0.3,
-                               progress=False)
-    assert plan.reached["latency_ratio"] <= 0.9 and len(plan.reached["measured"]) >= 2
-    assert plan.percent <= thresholds.max_safe_percent  # (the refusal path is shared with the FLOPs target)
+    base = model_cost(model, 192).macs
+    calls: list[int] = []
+
+    def flops_latency(candidate: YOLOv5) -> float:
+        calls.append(1)
+        return model_cost(candidate, 192).macs / base
+
+    plan = plan_target_latency(model, graph, thresholds, 0.7, flops_latency, resolution=0.0, progress=False)
+    position = thresholds.position(plan.percent + 0.5 / thresholds.n)
+    below = prune_model(model, graph, thresholds.plan(position - 1).keep, fold_bias=False)
+    assert plan.reached["latency_ratio"] <= 0.7 < flops_latency(below)
+    assert plan.reached["latency_ratio"] == pytest.approx(
+        flops_latency(prune_model(model, graph, plan.keep, fold_bias=False)))
+    assert len(plan.reached["measured"]) == len(calls) - 2  # every candidate asked once (+ the two checks above)
+    with pytest.raises(AscendSlimError, match="cannot be met"):
+        plan_target_latency(model, graph, thresholds, 0.01, flops_latency, progress=False)
+
+
+def test_measured_latency_model_times_onnx_side_by_side() -> None:
+    from ascend_slim.report.latency import OnnxLatencyRatio
+
+    model = random_bn_model("yolov5n", seed=6)
+    graph = build_graph(model)
+    thresholds = Thresholds(graph, get_importance("slim")(model, graph), round_to=8)
+    narrow = prune_model(model, graph, thresholds.plan(thresholds.position(0.75), force=True).keep)
+    measured = OnnxLatencyRatio(model, img_size=192, runs=5)
+    with pytest.raises(AscendSlimError, match="with"):
+        measured(narrow)
+    with measured:
+        assert measured(narrow) < 0.9  # three quarters of the channels gone: clearly faster on one thread
+    result = prune_channels(model, target_latency=0.95, round_to=8, img_size=192, latency_runs=3, progress=False,
+                            latency=lambda m: model_cost(m, 192).macs / model_cost(model, 192).macs)
+    assert result.record["reached"]["latency_ratio"] <= 0.95 and "threads" not in result.record["reached"]
 
 
 def test_bad_input_is_refused() -> None:

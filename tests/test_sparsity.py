@@ -14,7 +14,8 @@ from train_helpers import small_config, voc_subset
 from ascend_slim.distill.loss import TERMS
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.model.checkpoint import load_training_state
-from ascend_slim.prune.sparsity import SparsityRegularizer, all_gammas, gamma_stats, prunable_batchnorms
+from ascend_slim.prune.gamma import all_gammas, gamma_stats, prunable_batchnorms
+from ascend_slim.prune.sparsity import SparsityRegularizer
 from ascend_slim.train import optim
 from ascend_slim.train.builder import build_trainer
 from ascend_slim.train.callbacks import Callback
@@ -123,25 +124,6 @@ def test_state_survives_a_checkpoint(tiny_voc: Path, yolov5n_pt: Path, tmp_path:
 def test_bad_settings(kwargs: dict) -> None:
     with pytest.raises(AscendSlimError):
         SparsityRegularizer(**kwargs)
-
-
-def test_channel_scope_penalises_only_the_named_channels(yolov5n_pt: Path) -> None:
-    from types import SimpleNamespace
-
-    from ascend_slim.model.checkpoint import load_weights
-
-    model, _ = load_weights(yolov5n_pt)
-    sparsity = SparsityRegularizer(0.5, channels={"model.0.bn": [1, 3], "model.2.m.0.cv2.bn": [0]}, plots=False)
-    trainer = SimpleNamespace(model=model, epoch=0, epochs=1)
-    sparsity.on_fit_start(trainer)
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    sparsity.after_backward(trainer)
-    touched = {n: bn.weight.grad.nonzero().flatten().tolist() for n, bn in prunable_batchnorms(model).items()
-               if bn.weight.grad.any()}
-    assert touched == {"model.0.bn": [1, 3], "model.2.m.0.cv2.bn": [0]}
-    with pytest.raises(AscendSlimError, match=r"model\.99\.bn"):
-        SparsityRegularizer(0.5, channels={"model.99.bn": [0]}).on_fit_start(trainer)
 
 
 def test_train_cli_sparsity_and_distillation_flags(tiny_voc: Path, yolov5n_pt: Path, tmp_path: Path) -> None:

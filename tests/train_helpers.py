@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ascend_slim.train.trainer import TrainConfig
+from ascend_slim.train import TrainConfig
 
 
 def voc_subset(folder: Path, voc_root: Path, count: int, split: str = "trainval") -> Path:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..classes import COCO_CLASSES, VOC_CLASSES, resolve_class_set
+from ..classes import COCO_CLASSES, VOC_CLASSES
 from ..errors import AscendSlimError
 from ..fileio import atomic_write_text, temporary_folder
 from ..meta import ModelMeta
@@ -185,17 +185,13 @@ def deploy(weights: str | Path, out: str | Path, img_size: int = 512, soc: str =
         raise AscendSlimError(f"--name {name!r} must be a plain file stem such as 'model'")
     _check_target(out, force)
     from ..export import export_onnx
-    from ..model.checkpoint import load_weights
+    from ..model.remap import load_for_classes
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = temporary_folder(out.parent, prefix=f".{out.name}.tmp.")
     try:
         with tqdm(total=4, desc="deploy", unit="step") as bar:
-            model, _ = load_weights(weights)
-            if classes:
-                from ..model.remap import remap_classes
-
-                model = remap_classes(model, resolve_class_set(classes))
+            model, _ = load_for_classes(weights, classes)
             bar.update()
             onnx_path = export_onnx(model, work / MODEL_DIR / f"{name}.onnx", img_size=img_size, batch=1, opset=11,
                                     head="raw")

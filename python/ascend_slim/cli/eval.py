@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .args import add_model_args, detector_from_args
+from .args import add_model_args
 
 NAME = "eval"
 HELP = "score a model (or detection files) on Pascal VOC"
@@ -14,7 +14,10 @@ METRICS = {"voc07": "ap50_voc07", "all": "ap50", "sample": "ap55_sample", "coco"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_args(p, conf=0.001, iou=0.6, max_det=300, threads=1)
+    from ..evaluation.protocol import VAL_SETTINGS
+
+    add_model_args(p, conf=VAL_SETTINGS["conf_thres"], iou=VAL_SETTINGS["iou_thres"], max_det=VAL_SETTINGS["max_det"],
+                   threads=1)
     p.add_argument("--data", required=True, help="the VOCdevkit folder (contains VOC<year>/)")
     p.add_argument("--year", default="2007", help="VOC year (default 2007)")
     p.add_argument("--split", default="test", help="image set in ImageSets/Main (default test)")
@@ -36,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..classes import VOC_CLASSES
     from ..data.voc import load_voc
-    from ..evaluation import detect_dataset, score_detections
-    from ..evaluation.detfiles import read_det_files, round_as_written, unknown_image_ids, write_det_files
+    from ..evaluation import evaluate_file, score_detections
+    from ..evaluation.detfiles import read_det_files, unknown_image_ids, write_det_files
     from ..evaluation.report import format_table, write_json
     from ..fileio import check_output_dir
 
@@ -63,12 +66,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {len(unknown)} image id(s) in {args.from_txt} are not in {split} and are ignored "
                   f"(first: {unknown[0]})", file=sys.stderr)
         source = f"detection files in {args.from_txt}"
-    else:
-        with detector_from_args(args, multi_label=True, rect=False) as det:  # square letterbox, as the reference
-            detections = detect_dataset(det, ds, workers=args.workers, strict=args.strict, on_skip=skip)
-            source = f"{det.weights} ({det.backend.name}, {det.img_size[1]}x{det.img_size[0]})"
+    else:  # the validation protocol with the flags' thresholds; scores exactly what the files hold
+        evaluation = evaluate_file(args.weights, ds, img_size=args.img, backend=args.backend, device=args.device,
+                                   num_threads=args.threads or None, workers=args.workers, strict=args.strict,
+                                   on_skip=skip, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+                                   max_det=args.max_det)
+        detections, source = evaluation.detections, evaluation.source
         write_det_files(args.out, detections, ds.class_names)
-        detections = round_as_written(detections)  # score exactly what the files hold, as --from-txt would
 
     skipped_ids = {i for i, _ in skipped}
     annotations = {i: ds.annotations[i] for i in ds.ids if i not in skipped_ids}

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import AscendSlimError
     from ..export import export_onnx
     from ..fileio import check_output_dir
-    from ..model.checkpoint import load_weights
+    from ..model.remap import load_for_classes
     from ..weights import resolve_weights
 
     weights = resolve_weights(args.weights)
@@ -40,12 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     out = Path(args.output or weights.with_suffix(".onnx").name)
     check_output_dir(out.parent)
-    model, _ = load_weights(weights)
-    if args.classes:
-        from ..classes import resolve_class_set
-        from ..model.remap import remap_classes
-
-        model = remap_classes(model, resolve_class_set(args.classes))
+    model, _ = load_for_classes(weights, args.classes)
     export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
                 dynamic=args.dynamic)
     shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"

@@ -42,24 +42,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(weights: str, classes: str | None):
+    from ..classes import resolve_class_set
     from ..errors import AscendSlimError
-    from ..model.checkpoint import load_weights
+    from ..model.remap import load_for_classes, remap_classes
     from ..model.yolo import YOLOv5
 
     path = Path(weights)
     if path.suffix.lower() in (".yaml", ".yml"):
         print(f"note: {path.name} is a model yaml: pruning untrained weights")
         model = YOLOv5.from_yaml(path)
-    elif not path.is_file():
+        return (remap_classes(model, resolve_class_set(classes)) if classes else model).eval()
+    if not path.is_file():
         raise AscendSlimError(f"weights {path} not found")
-    else:
-        model, _ = load_weights(path)
-    if classes:
-        from ..classes import resolve_class_set
-        from ..model.remap import remap_classes
-
-        model = remap_classes(model, resolve_class_set(classes))
-    return model.eval()
+    return load_for_classes(path, classes or "")[0].eval()
 
 
 def _channels(args: argparse.Namespace, model) -> tuple[object, dict]:

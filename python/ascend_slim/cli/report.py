@@ -15,7 +15,8 @@ HELP = "compare models: params, GFLOPs, checkpoint/ONNX size, onnxruntime latenc
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="model A: .pt checkpoint or .onnx (float or INT8)")
     p.add_argument("--compare", help="model B, measured in the same run as A")
-    p.add_argument("--data", help="VOCdevkit folder: also score mAP on VOC2007 test")
+    p.add_argument("--data", help="VOCdevkit folder or data yaml: also score mAP (as eval does)")
+    p.add_argument("--split", default="", help="split to score (default: test for VOC, val for a yaml)")
     p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
                    help="image size for GFLOPs, latency and mAP (default 640)")
     p.add_argument("--runs", type=iteration_count, default=20, help="timed rounds per model (default 20)")
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     for path, what in ((args.json, "--json folder"), (args.md, "--md folder")):
         if path:
             check_output_dir(Path(path).parent, what)
-    result = compare_models(args.weights, args.compare, img_size=args.img, data=args.data, runs=args.runs)
+    result = compare_models(args.weights, args.compare, img_size=args.img, data=args.data, split=args.split,
+                            runs=args.runs)
     print(result.format_table())
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -78,15 +78,16 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import AscendSlimError
     from ..model.checkpoint import load_training_state
-    from ..recipes.slim import resumed_callbacks, training_callbacks
+    from ..recipes.callbacks import training_callbacks  # also registers them for restore_callbacks
     from ..train.builder import build_trainer, latest_checkpoint, next_run_dir, resume_trainer
+    from ..train.callbacks import restore_callbacks
+    from ..train.config import TrainConfig
     from ..train.distributed import close_distributed
     from ..train.hyp import load_hyp
-    from ..train.trainer import TrainConfig
 
     if args.resume:
         checkpoint = latest_checkpoint(args.project) if args.resume is True else args.resume
-        trainer = resume_trainer(checkpoint, resumed_callbacks(load_training_state(checkpoint)["callbacks"]))
+        trainer = resume_trainer(checkpoint, restore_callbacks(load_training_state(checkpoint)["callbacks"]))
     else:
         if not args.data:
             raise AscendSlimError("--data is required: a VOCdevkit folder or an Ultralytics data yaml")

@@ -253,6 +253,28 @@ def _decode_all(paths: Sequence[Path]) -> Iterable[tuple[int, int] | str]:
                         leave=False, disable=None)
 
 
+DEFAULT_SPLITS = {"voc": ("trainval", "test"), "yaml": ("train", "val")}  # (training, validation)
+
+
+def data_kind(data: str | Path) -> str:
+    """``"voc"`` for a folder (a VOCdevkit, or one ``VOC<year>``), ``"yaml"`` for an Ultralytics data yaml."""
+    path = Path(data)
+    if path.is_dir():
+        return "voc"
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return "yaml"
+    raise AscendSlimError(f"data {path} not found: pass a VOCdevkit folder or an Ultralytics data yaml")
+
+
+def resolve_splits(data: str | Path, train_split: str = "", val_split: str = "") -> tuple[str, str]:
+    """The training and validation split names: the given ones, else the defaults of ``data``'s kind
+    (trainval/test for VOC, train/val for a yaml)."""
+    if train_split and val_split:
+        return train_split, val_split
+    default_train, default_val = DEFAULT_SPLITS[data_kind(data)]
+    return train_split or default_train, val_split or default_val
+
+
 def load_samples(data: str | Path, split: str, class_names: Sequence[str] | None = None,
                  years: Sequence[str] | None = None) -> SampleSet:
     """Read one split of a VOCdevkit folder or an Ultralytics data yaml (see the module docstring).
@@ -264,13 +286,11 @@ def load_samples(data: str | Path, split: str, class_names: Sequence[str] | None
     path = Path(data)
     skipped: list[tuple[str, str]] = []
     voc_splits: list[VOCDataset] = []
-    if path.is_dir():
+    if data_kind(path) == "voc":
         names = tuple(VOC_CLASSES if class_names is None else class_names)
         voc_splits, candidates = _voc_candidates(path, split, names, years, skipped)
-    elif path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
-        names, candidates = _yaml_candidates(path, split, class_names, skipped)
     else:
-        raise AscendSlimError(f"data {path} not found: pass a VOCdevkit folder or an Ultralytics data yaml")
+        names, candidates = _yaml_candidates(path, split, class_names, skipped)
 
     samples, shapes = [], {}
     for c, shape in zip(candidates, _decode_all([c.image for c in candidates])):

@@ -20,8 +20,7 @@ from ..data.loader import build_loader, set_epoch
 from ..data.samples import Sample, SampleSet
 from ..errors import AscendSlimError
 from ..imageio import list_sources, read_image_size
-from ..model.checkpoint import load_weights
-from ..model.remap import remap_classes
+from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
 from ..train.callbacks import Callback, ExtraLoss, TrainBatch
 from .loss import TERMS, HeadDistillation
@@ -32,10 +31,7 @@ def load_teacher(weights: str | Path, names: Sequence[str]) -> YOLOv5:
     remapped to ``names`` when they differ (a COCO teacher for a VOC student: exact head slicing)."""
     if not Path(weights).is_file():
         raise AscendSlimError(f"distillation teacher {weights} not found: pass a .pt checkpoint")
-    teacher, _ = load_weights(weights)
-    if list(teacher.names) != list(names):
-        teacher = remap_classes(teacher, names)
-    return teacher
+    return load_for_classes(weights, names)[0]
 
 
 def unlabelled_samples(folder: str | Path, names: Sequence[str]) -> SampleSet:

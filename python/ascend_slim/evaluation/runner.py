@@ -83,8 +83,8 @@ def evaluate(detector, dataset: EvalDataset, class_ids: Sequence[int] | None = N
     """VOC metrics of ``detector`` on ``dataset`` (see :func:`detect_dataset` for ``class_ids`` and skipping:
     skipped images are left out of the score, ground truth included).
 
-    For the reference protocol build the detector with ``conf_thres=0.001, iou_thres=0.6, max_det=300,
-    multi_label=True, rect=False`` (YOLOv5 ``val.py``).
+    For the reference protocol build the detector with :data:`~.protocol.VAL_SETTINGS` (YOLOv5 ``val.py``); a
+    model file is evaluated that way by :func:`~.protocol.evaluate_file`.
     """
     detections = detect_dataset(detector, dataset, class_ids=class_ids, workers=workers, progress=progress,
                                 strict=strict, on_skip=on_skip)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..classes import VOC_CLASSES, class_map
+from ..classes import VOC_CLASSES, class_map, resolve_class_set
+from .checkpoint import load_weights
 from .yolo import YOLOv5
 
 
@@ -30,3 +32,13 @@ def remap_classes(model: YOLOv5, target_names: Sequence[str] = VOC_CLASSES) -> Y
             state[key] = value.view(d.na, d.no, *value.shape[1:])[:, rows].reshape(-1, *value.shape[1:]).clone()
     remapped.load_state_dict(state)
     return remapped.train(model.training)
+
+
+def load_for_classes(weights: str | Path, classes: str | Sequence[str] = "") -> tuple[YOLOv5, dict]:
+    """:func:`~.checkpoint.load_weights`, then the model remapped to ``classes`` (a class-set name such as
+    ``"voc"``, or class names) when its own classes differ; ``""`` keeps them."""
+    model, info = load_weights(weights)
+    names = resolve_class_set(classes) if isinstance(classes, str) and classes else classes
+    if names and list(model.names) != list(names):
+        model = remap_classes(model, names)
+    return model, info

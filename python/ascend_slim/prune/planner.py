@@ -9,18 +9,16 @@ ceil(r * width) per group; ``round_to`` m rounds each kept count *up* to a multi
 the width), keeping the top channels by score. Kept indices are ascending.
 
 ``target_flops`` / ``target_latency`` bisect over the threshold position for the least pruning whose FLOPs
-ratio (counted at the image size) or measured onnxruntime latency ratio (single-threaded, round-robin with
-the original) is at or below the target.
+ratio (counted at the image size) or latency ratio (a :data:`LatencyRatio` function passed in, e.g. the
+measured onnxruntime one of :mod:`ascend_slim.report.latency`) is at or below the target.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm import tqdm
@@ -159,44 +157,41 @@ def plan_target_flops(model: YOLOv5, graph: ChannelGraph, thresholds: Thresholds
         return macs(thresholds.plan(position, force).keep) / base
 
     position = _least_pruning(thresholds, ratio, target, force, "FLOPs")
-    plan = thresholds.plan(position, force)
-    plan.reached = {"target_flops": target, "flops_ratio": ratio(position)}
-    return plan
+    return replace(thresholds.plan(position, force), reached={"target_flops": target, "flops_ratio": ratio(position)})
+
+
+LatencyRatio = Callable[[YOLOv5], float]
+"""A latency model for :func:`plan_target_latency`: a pruned candidate -> its latency over the original's (1 for
+the original). :class:`ascend_slim.report.latency.OnnxLatencyRatio` measures it with onnxruntime; a FLOPs or
+Ascend cost model is any such function."""
 
 
 def plan_target_latency(model: YOLOv5, graph: ChannelGraph, thresholds: Thresholds, target: float,
-                        img_size: int = 640, force: bool = False, runs: int = 20,
-                        resolution: float = 0.005, progress: bool = True) -> PrunePlan:
-    """The least pruning whose measured onnxruntime latency (1 thread, static ``img_size`` ONNX, medians of
-    ``runs`` rounds round-robin with the original) is at most ``target`` x the original's.
+                        latency: LatencyRatio, force: bool = False, resolution: float = 0.005,
+                        progress: bool = True) -> PrunePlan:
+    """The least pruning whose ``latency`` ratio is at most ``target``. Candidates are ``model`` pruned to a
+    threshold position (without bias folding). ``reached`` records every ratio asked for and the latency model's
+    ``settings`` (a dict attribute), when it has one.
 
-    Bisection stops when the percent bracket is narrower than ``resolution``; latency is noisy, so the plan
-    is the smallest position *measured* at or below the target.
+    Bisection stops when the percent bracket is narrower than ``resolution``; a measured latency is noisy, so
+    the plan is the smallest position *measured* at or below the target.
     """
-    from ..export import export_onnx
-    from ..report.latency import measure_latency
-
     measured: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="ascend-slim-prune-") as tmp, \
-            tqdm(desc="latency bisection", unit="step", disable=not progress) as bar:
-        original = export_onnx(model, Path(tmp) / "original.onnx", img_size=img_size)
-
+    with tqdm(desc="latency bisection", unit="step", disable=not progress) as bar:
         def ratio(position: int) -> float:
             if position not in measured:
-                candidate = prune_model(model, graph, thresholds.plan(position, force).keep, fold_bias=False)
-                path = export_onnx(candidate, Path(tmp) / f"p{position}.onnx", img_size=img_size)
-                base, pruned = measure_latency([original, path], threads=1, runs=runs, img_size=img_size)
-                measured[position] = pruned.median_ms / base.median_ms
+                measured[position] = float(latency(prune_model(model, graph, thresholds.plan(position, force).keep,
+                                                               fold_bias=False)))
                 bar.set_postfix(percent=f"{position / thresholds.n:.3f}", ratio=f"{measured[position]:.3f}")
                 bar.update()
             return measured[position]
 
         position = _least_pruning(thresholds, ratio, target, force, "latency",
                                   resolution=max(1, int(resolution * thresholds.n)))
-    plan = thresholds.plan(position, force)
-    plan.reached = {"target_latency": target, "latency_ratio": measured.get(position, 1.0), "threads": 1,
-                    "runs": runs, "measured": {f"{p / thresholds.n:.4f}": r for p, r in sorted(measured.items())}}
-    return plan
+    reached = {"target_latency": target, "latency_ratio": measured.get(position, 1.0),
+               **getattr(latency, "settings", {}),
+               "measured": {f"{p / thresholds.n:.4f}": r for p, r in sorted(measured.items())}}
+    return replace(thresholds.plan(position, force), reached=reached)
 
 
 def _widths(layer: dict) -> str:

@@ -8,7 +8,7 @@ from ..errors import AscendSlimError
 from ..model.yolo import YOLOv5
 from .groups import build_graph
 from .importance import Importance, get_importance
-from .planner import PrunePlan, Thresholds, layer_table, plan_target_flops, plan_target_latency
+from .planner import LatencyRatio, PrunePlan, Thresholds, layer_table, plan_target_flops, plan_target_latency
 from .surgery import kept_by_bn, prune_model
 
 
@@ -25,12 +25,14 @@ class PruneResult:
 def prune_channels(model: YOLOv5, *, method: str | Importance = "slim", percent: float | None = None,
                    target_flops: float | None = None, target_latency: float | None = None, round_to: int = 1,
                    min_keep: float = 0.0, img_size: int = 640, fold_bias: bool = True, force: bool = False,
-                   latency_runs: int = 20, progress: bool = True) -> PruneResult:
+                   latency: LatencyRatio | None = None, latency_runs: int = 20, progress: bool = True) -> PruneResult:
     """Channel-prune ``model`` (not modified) by exactly one of ``percent``, ``target_flops``, ``target_latency``.
 
     ``method``: ``slim`` (BN |gamma|), ``l1`` or ``l2`` (filter norms), or any :class:`.Importance`. See
     :mod:`.planner` for the threshold rule, safety bound, ``min_keep``, ``round_to`` and ``force``, and
-    :mod:`.surgery` for ``fold_bias``.
+    :mod:`.surgery` for ``fold_bias``. ``target_latency`` uses the ``latency`` model (a
+    :data:`~.planner.LatencyRatio`; default: onnxruntime on one thread, ``latency_runs`` rounds side by side with the
+    original, :class:`~ascend_slim.report.latency.OnnxLatencyRatio`).
     The record lists the kept original channel indices of every BatchNorm by qualified name, the threshold,
     the safety bound, and parameters and GFLOPs at ``img_size`` before and after.
     """
@@ -45,9 +47,13 @@ def prune_channels(model: YOLOv5, *, method: str | Importance = "slim", percent:
         plan = thresholds.plan(thresholds.position(percent), force)
     elif target_flops is not None:
         plan = plan_target_flops(model, graph, thresholds, target_flops, img_size, force)
+    elif latency is not None:
+        plan = plan_target_latency(model, graph, thresholds, target_latency, latency, force, progress=progress)
     else:
-        plan = plan_target_latency(model, graph, thresholds, target_latency, img_size, force, runs=latency_runs,
-                                   progress=progress)
+        from ..report.latency import OnnxLatencyRatio
+
+        with OnnxLatencyRatio(model, img_size, runs=latency_runs) as measured:
+            plan = plan_target_latency(model, graph, thresholds, target_latency, measured, force, progress=progress)
     pruned = prune_model(model, graph, plan.keep, fold_bias=fold_bias)
     table = layer_table(model, pruned, img_size)
     totals = {key: [sum(r[f"{key}_before"] for r in table), sum(r[f"{key}_after"] for r in table)]

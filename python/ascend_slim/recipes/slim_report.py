@@ -9,37 +9,54 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..evaluation.metrics import METRIC_LABELS
+from ..evaluation.protocol import HEADLINE_METRICS, VAL_SETTINGS
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..model.checkpoint import load_weights
 from ..model.yolo import YOLOv5
-from ..prune.sparsity import all_gammas, prunable_batchnorms
+from ..prune.gamma import all_gammas, gamma_stats, prunable_batchnorms
 
-MAP_KEYS = {"ap50_voc07": "mAP@0.5 (VOC07)", "ap50": "mAP@0.5 (all-point)", "ap50_95": "mAP@0.5:0.95"}
+MAP_KEYS = {key: f"m{METRIC_LABELS[key]}" for key in HEADLINE_METRICS}  # mAP@0.5 VOC07 11-point, ...
 
 
-def _summary(config: dict, stages: dict[str, dict]) -> dict:
-    """The numbers of the report, from the finished stages (``{name: {seconds, cpu_seconds, result}}``)."""
-    evaluation, latency, prune = (stages[k]["result"] for k in ("evaluate", "latency", "prune"))
-    maps = {key: {"original": evaluation["original"][key], "final": evaluation["final"][key],
-                  "change_points": 100 * (evaluation["final"][key] - evaluation["original"][key])}
+class FinishedRun(Protocol):
+    """What the report reads from a :class:`~ascend_slim.recipes.slim.SlimRun`."""
+
+    config: Any
+    dir: Path
+    records: dict[str, Any]  # stage name -> StageRecord (seconds, cpu_seconds, result)
+
+    def result(self, name: str) -> Any: ...
+
+    def original_model(self) -> YOLOv5: ...
+
+
+def _summary(run: FinishedRun) -> dict:
+    """The numbers of the report, from the run's settings and finished stages."""
+    evaluation, latency, prune = (run.result(k) for k in ("evaluate", "latency", "prune"))
+    maps = {key: {"original": evaluation.original[key], "final": evaluation.final[key],
+                  "change_points": 100 * (evaluation.final[key] - evaluation.original[key])}
             for key in MAP_KEYS}
-    speed = {key: {**latency[key], "speedup": 1 / latency[key]["ratio"]} for key in ("1 thread", "all cores")}
-    sparsity = stages["sparsity"]["result"]
+    speed = {key: {**value, "speedup": 1 / value["ratio"]} for key, value in latency.threads.items()}
+    sparse = run.result("sparsity")
+    before = gamma_stats(run.original_model())
     return {
-        "config": config,
-        "split": evaluation["split"], "images": evaluation["images"], "img_size": evaluation["img_size"],
-        "map": maps, "latency": speed, "machine": latency["machine"],
-        "prune": {k: prune[k] for k in ("percent", "threshold", "safety_bound", "max_safe_percent", "round_to",
-                                        "params", "gflops", "reached") if k in prune},
-        "sparsity": {"gamma_before": sparsity["gamma_before"], "gamma_after": sparsity["gamma_after"]},
-        "stages": {name: {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"]} for name, r in stages.items()},
-        "total_seconds": sum(r["seconds"] for r in stages.values()),
-        "total_cpu_seconds": sum(r["cpu_seconds"] for r in stages.values()),
+        "config": run.config.to_dict(),
+        "split": evaluation.split, "images": evaluation.images, "img_size": evaluation.img_size,
+        "map": maps, "latency": speed, "machine": latency.machine,
+        "prune": {k: prune.summary[k] for k in ("percent", "threshold", "safety_bound", "max_safe_percent",
+                                                "round_to", "params", "gflops", "reached") if k in prune.summary},
+        "sparsity": {"gamma_before": before,
+                     "gamma_after": gamma_stats(load_weights(sparse.checkpoint)[0]) if sparse else before},
+        "stages": {name: {"seconds": r.seconds, "cpu_seconds": r.cpu_seconds} for name, r in run.records.items()},
+        "total_seconds": sum(r.seconds for r in run.records.values()),
+        "total_cpu_seconds": sum(r.cpu_seconds for r in run.records.values()),
     }
 
 
@@ -114,9 +131,9 @@ def _markdown(summary: dict, layers: list[dict]) -> str:
         f"`{c['weights']}` ({c['classes'] or 'own classes'}) on `{c['data']}`; prune by {goal}, round-to "
         f"{c['round_to']}; sparsity {c['sparsity_epochs']} epochs (rate {c['sparsity_rate']}), finetune "
         f"{c['finetune_epochs']} epochs, distillation {distill}"
-        f"; training at {c['train_img_size'] or c['img_size']} px.", "",
-        f"Evaluated on `{summary['split']}` ({summary['images']} images) at {summary['img_size']} px, conf 0.001, "
-        "IoU 0.6, multi-label; last-epoch weights.", "",
+        f"; training at {c['train']['img_size']} px.", "",
+        f"Evaluated on `{summary['split']}` ({summary['images']} images) at {summary['img_size']} px, conf "
+        f"{VAL_SETTINGS['conf_thres']}, IoU {VAL_SETTINGS['iou_thres']}, multi-label; last-epoch weights.", "",
         "| | original | slimmed | change |", "|---|---:|---:|---:|",
     ]
     for key, label in MAP_KEYS.items():
@@ -152,14 +169,13 @@ def _markdown(summary: dict, layers: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: str | Path, config: dict, stages: dict[str, dict], original: YOLOv5) -> dict:
-    """Write ``report.md``, ``report.json`` and ``report.png`` into the run ``folder`` from the run's settings,
-    its finished stages (``{name: {seconds, cpu_seconds, result}}``) and the unpruned ``original``; returns the
-    headline numbers."""
-    folder = Path(folder)
-    summary = _summary(config, stages)
-    layers = stages["prune"]["result"]["layers"]
-    _plot(folder, original, stages["sparsity"]["result"]["checkpoint"], summary)
-    atomic_write_text(folder / "report.json", json.dumps({**summary, "layers": layers}, indent=2) + "\n")
-    atomic_write_text(folder / "report.md", _markdown(summary, layers))
-    return {"report": str(folder / "report.md"), "map": summary["map"], "latency": summary["latency"]}
+def write_report(run: FinishedRun) -> dict:
+    """Write ``report.md``, ``report.json`` and ``report.png`` into the run folder from the run's settings and
+    finished stages; returns the headline numbers (``report``, ``map``, ``latency``)."""
+    summary = _summary(run)
+    layers = run.result("prune").layers
+    sparse = run.result("sparsity")
+    _plot(run.dir, run.original_model(), sparse.checkpoint if sparse else None, summary)
+    atomic_write_text(run.dir / "report.json", json.dumps({**summary, "layers": layers}, indent=2) + "\n")
+    atomic_write_text(run.dir / "report.md", _markdown(summary, layers))
+    return {"report": str(run.dir / "report.md"), "map": summary["map"], "latency": summary["latency"]}

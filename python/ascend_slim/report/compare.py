@@ -41,15 +41,14 @@ class ModelFacts:
 def _conv_output_shapes(model: onnx.ModelProto, names: list[str], img_size: int) -> list[tuple[int, ...]]:
     """Shapes of the tensors ``names`` in one onnxruntime run on a zero image of ``img_size`` (works for any
     op set onnxruntime runs, including com.microsoft INT8 ops that ONNX shape inference does not know)."""
-    import onnxruntime as ort
+    from ..runtime.onnx_session import numpy_dtype, open_session
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = open_session(model.SerializeToString())
     inp = session.get_inputs()[0]
     shape = [d if isinstance(d, int) else (1 if k == 0 else img_size) for k, d in enumerate(inp.shape)]
-    dtype = np.float16 if "float16" in inp.type else np.uint8 if "uint8" in inp.type else np.float32
-    return [o.shape for o in session.run(names, {inp.name: np.zeros(shape, dtype=dtype)})]
+    return [o.shape for o in session.run(names, {inp.name: np.zeros(shape, dtype=numpy_dtype(inp.type))})]
 
 
 def onnx_cost(path: str | Path, img_size: int = 640) -> tuple[int, float]:
@@ -106,20 +105,12 @@ def _onnx_for(path: Path, img_size: int, export_to: Path) -> tuple[ModelFacts, P
 
 def voc_map(model: str | Path, data: str | Path, img_size: int = 640, split: str = "test",
             progress: bool = True) -> dict[str, float]:
-    """mAP of a model file on a VOC2007 split with YOLOv5's val settings (square letterbox, conf 0.001, IoU 0.6,
-    multi-label, 300 detections): VOC07 11-point and all-point AP@0.5, and AP@0.5:0.95."""
-    from ..classes import VOC_CLASSES
-    from ..data.voc import load_voc
-    from ..detector import Detector
-    from ..evaluation import evaluate
+    """The headline mAPs (:data:`~ascend_slim.evaluation.HEADLINE_METRICS`) of a model file on ``split`` of
+    ``data``, by :func:`~ascend_slim.evaluation.evaluate_file` (what ``eval`` and the slim recipe run)."""
+    from ..evaluation import evaluate_file, evaluation_set, headline_metrics
 
-    ds = load_voc(data, year="2007", split=split, class_names=VOC_CLASSES, strict=False)
-    if not ds.ids:
-        raise AscendSlimError(f"no usable images in {data} ({split})")
-    with Detector(model, img_size=img_size, conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True,
-                  rect=False, num_threads=1) as det:
-        means = evaluate(det, ds, progress=progress).means
-    return {key: float(means[key]) for key in ("ap50_voc07", "ap50", "ap50_95")}
+    return headline_metrics(evaluate_file(model, evaluation_set(data, split), img_size=img_size,
+                                          progress=progress).result)
 
 
 @dataclass
@@ -174,9 +165,11 @@ class Comparison:
 
 
 def compare_models(weights: str | Path, compare: str | Path | None = None, *, img_size: int = 640,
-                   data: str | Path | None = None, runs: int = 20, warmup: int = 3) -> Comparison:
+                   data: str | Path | None = None, split: str = "", runs: int = 20,
+                   warmup: int = 3) -> Comparison:
     """Measure ``weights`` (and ``compare``) at ``img_size``; latency of both in one round-robin run, on one
-    thread and on all cores; VOC test mAP when ``data`` (a VOCdevkit folder) is given."""
+    thread and on all cores; mAP when ``data`` (a VOCdevkit folder or a data yaml) is given, on ``split``
+    (default: the validation split of ``data``'s kind, test for VOC)."""
     paths = [Path(p) for p in (weights, compare) if p is not None]
     for p in paths:
         if not p.is_file():
@@ -188,6 +181,9 @@ def compare_models(weights: str | Path, compare: str | Path | None = None, *, im
                                                             img_size=img_size)):
                 fact.latency_ms[key] = latency.median_ms
         if data is not None:
+            from ..data.samples import resolve_splits
+
+            split = split or resolve_splits(data)[1]
             for fact, path in zip(facts, onnx_paths):
-                fact.map = voc_map(path, data, img_size)
+                fact.map = voc_map(path, data, img_size, split)
     return Comparison(list(facts), img_size, cpu_info())

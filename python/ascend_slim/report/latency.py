@@ -8,6 +8,7 @@ the one whose latency tracks FLOPs, as on the Ascend NPU) is the default; ``thre
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,7 @@ import numpy as np
 
 from ..errors import AscendSlimError
 from ..meta import as_hw
-
-_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+from ..runtime.onnx_session import numpy_dtype, open_session
 
 
 @dataclass
@@ -42,21 +42,6 @@ class Latency:
                 "runs": len(self.samples_ms)}
 
 
-def open_session(path: str | Path, threads: int = 1):
-    """A CPU onnxruntime session with ``threads`` intra-op threads (0: onnxruntime's default, all cores)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AscendSlimError(f"cannot load ONNX model {path}: {first}") from None
-
-
 def _input_for(session, img_size: tuple[int, int] | None, seed: int) -> dict[str, np.ndarray]:
     inp = session.get_inputs()[0]
     shape = list(inp.shape)
@@ -66,7 +51,7 @@ def _input_for(session, img_size: tuple[int, int] | None, seed: int) -> dict[str
             raise AscendSlimError(f"model input {inp.name} has a dynamic size: give img_size")
         dims[2:] = list(img_size)
     dims[0] = dims[0] or 1
-    dtype = _NUMPY_TYPES.get(inp.type, np.float32)
+    dtype = numpy_dtype(inp.type)
     rng = np.random.default_rng(seed)
     data = rng.random(dims, dtype=np.float32)
     data = (data * 255).astype(np.uint8) if dtype == np.uint8 else data.astype(dtype)
@@ -96,3 +81,40 @@ def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 
             s.run(None, feed)
             result.samples_ms.append((time.perf_counter() - start) * 1e3)
     return results
+
+
+class OnnxLatencyRatio:
+    """The measured latency model of the prune planner (:data:`ascend_slim.prune.planner.LatencyRatio`): a
+    candidate's onnxruntime latency over ``original``'s, both exported to static ``img_size`` ONNX and timed
+    side by side (:func:`measure_latency`, ``threads`` threads, medians of ``runs`` rounds). A context manager:
+    the exports live in a temporary folder while it is open."""
+
+    def __init__(self, original, img_size: int = 640, runs: int = 20, threads: int = 1) -> None:
+        self.original, self.img_size, self.runs, self.threads = original, img_size, runs, threads
+        self.settings = {"threads": threads, "runs": runs}  # recorded with the plan
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._count = 0
+
+    def __enter__(self) -> OnnxLatencyRatio:
+        self._folder = tempfile.TemporaryDirectory(prefix="ascend-slim-latency-")
+        self._original_onnx = self._export(self.original)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def _export(self, model) -> Path:
+        from ..export import export_onnx
+
+        if self._folder is None:
+            raise AscendSlimError("OnnxLatencyRatio measures inside its `with` block only")
+        self._count += 1
+        return export_onnx(model, Path(self._folder.name) / f"m{self._count}.onnx", img_size=self.img_size)
+
+    def __call__(self, candidate) -> float:
+        path = self._export(candidate)
+        base, pruned = measure_latency([self._original_onnx, path], threads=self.threads,
+                                       runs=self.runs, img_size=self.img_size)
+        return pruned.median_ms / base.median_ms

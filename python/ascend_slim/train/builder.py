@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from ..classes import resolve_class_set
 from ..data.dataset import DetectionDataset
 from ..data.samples import SampleSet, load_samples
 from ..errors import AscendSlimError
 from ..model.checkpoint import load_training_state, load_weights
-from ..model.remap import remap_classes
+from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
 from .callbacks import Callback
 from .trainer import TrainConfig, Trainer, seed_everything
-
-DEFAULT_SPLITS = {"voc": ("trainval", "test"), "yaml": ("train", "val")}
 
 
 def next_run_dir(project: str | Path, name: str = "exp", exist_ok: bool = False) -> Path:
@@ -65,9 +63,7 @@ def load_model(names: Sequence[str], weights: str = "", cfg: str = "", classes: 
     _require_model_source(weights, cfg)
     if not weights:
         return YOLOv5.from_yaml(cfg, nc=len(names), names=names)
-    model, _ = load_weights(weights)
-    if classes:
-        model = remap_classes(model, resolve_class_set(classes))
+    model, _ = load_for_classes(weights, classes)
     if not cfg and model.names == names:
         return model
     if cfg:
@@ -85,13 +81,21 @@ def load_model(names: Sequence[str], weights: str = "", cfg: str = "", classes: 
 
 
 def load_splits(config: TrainConfig) -> tuple[SampleSet, SampleSet]:
-    """The training and validation images of ``config.data`` (fills in the default splits: trainval/test for
-    a VOCdevkit folder, train/val for a data yaml)."""
-    kind = "voc" if Path(config.data).is_dir() else "yaml"
-    config.train_split = config.train_split or DEFAULT_SPLITS[kind][0]
-    config.val_split = config.val_split or DEFAULT_SPLITS[kind][1]
+    """The training and validation images of a validated ``config`` (its splits are resolved)."""
     train = load_samples(config.data, config.train_split)
     return train, load_samples(config.data, config.val_split, class_names=train.names)
+
+
+def build_trainer(config: TrainConfig, callbacks: Sequence[Callback] = (), model: YOLOv5 | None = None) -> Trainer:
+    """A Trainer for a new run described by ``config``: ``model``, or the model its paths describe."""
+    config = config.validated()
+    if model is None:
+        _require_model_source(config.weights, config.cfg)  # before the data is read
+        seed_everything(config.seed)  # a fresh --cfg model's initial weights depend on it
+    splits = load_splits(config)
+    if model is None:
+        model = load_model(splits[0].names, weights=config.weights, cfg=config.cfg, classes=config.classes)
+    return _trainer(config, model, splits, callbacks)
 
 
 def _trainer(config: TrainConfig, model: YOLOv5, splits: tuple[SampleSet, SampleSet],
@@ -99,16 +103,6 @@ def _trainer(config: TrainConfig, model: YOLOv5, splits: tuple[SampleSet, Sample
     train_set = DetectionDataset(splits[0], config.img_size, augment=True, hyp=config.hyp, cache=config.cache,
                                  stride=int(max(model.strides)), seed=config.seed)
     return Trainer(config, model, train_set, splits[1].eval_dataset(), callbacks)
-
-
-def build_trainer(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> Trainer:
-    """A Trainer for a new run described by ``config`` (model and data from its paths)."""
-    config.check()
-    _require_model_source(config.weights, config.cfg)  # before the data is read
-    seed_everything(config.seed)  # a fresh --cfg model's initial weights depend on it
-    splits = load_splits(config)
-    model = load_model(splits[0].names, weights=config.weights, cfg=config.cfg, classes=config.classes)
-    return _trainer(config, model, splits, callbacks)
 
 
 def resume_trainer(checkpoint: str | Path, callbacks: Sequence[Callback] = ()) -> Trainer:
@@ -123,7 +117,8 @@ def resume_trainer(checkpoint: str | Path, callbacks: Sequence[Callback] = ()) -
     except TypeError as exc:
         raise AscendSlimError(f"{checkpoint}: training settings from another ascend-slim version ({exc})") from None
     if checkpoint.parent.name == "weights":
-        config.save_dir = str(checkpoint.parent.parent)
+        config = replace(config, save_dir=str(checkpoint.parent.parent))
+    config = config.validated()
     model, _ = load_weights(checkpoint)  # the architecture; restore() puts the raw weights back
     trainer = _trainer(config, model, load_splits(config), callbacks)
     trainer.restore(checkpoint)

@@ -36,7 +36,9 @@ Details:
   through the step. With DDP the gradients are already averaged: add the same term on every rank.
 - A callback with a non-empty ``name`` has its :meth:`Callback.state_dict` saved in every training
   checkpoint under that name and restored with :meth:`Callback.load_state_dict` on resume (include the
-  callback's settings there, so a command can rebuild it from :func:`ascend_slim.train.trainer.read_training_state`).
+  callback's settings there). A subclass that also defines the classmethod ``from_state(state)`` is registered
+  under its ``name``: :func:`restore_callbacks` rebuilds a checkpoint's callbacks from their saved states
+  (``load_training_state(last_pt)["callbacks"]``) once the module defining the class is imported.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from typing import Optional, Protocol
 import torch
 from torch import nn
 
+from ..errors import AscendSlimError
 from .ema import ModelEMA
 
 ExtraLoss = Optional[tuple[torch.Tensor, dict[str, float]]]
@@ -84,6 +87,11 @@ class Callback:
 
     name: str = ""  # non-empty: state saved in checkpoints and restored on resume under this key
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and "from_state" in cls.__dict__:
+            RESTORABLE[cls.name] = cls
+
     def on_fit_start(self, trainer: Trainer) -> None:
         """Once before the first epoch (after a resume has restored the state)."""
 
@@ -113,3 +121,15 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+RESTORABLE: dict[str, type[Callback]] = {}  # callback name -> the class whose ``from_state`` rebuilds it
+
+
+def restore_callbacks(states: dict[str, dict]) -> list[Callback]:
+    """The callbacks a checkpoint's run used, rebuilt from their saved states (``training["callbacks"]``)."""
+    unknown = sorted(set(states) - set(RESTORABLE))
+    if unknown:
+        raise AscendSlimError(f"the run used callbacks {unknown} that cannot be rebuilt (known: "
+                              f"{sorted(RESTORABLE) or 'none'})")
+    return [RESTORABLE[name].from_state(state) for name, state in states.items()]

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import AscendSlimError
+from .config import OPTIMIZERS
 
 NOMINAL_BATCH = 64
-OPTIMIZERS = ("SGD", "Adam", "AdamW")
 MIN_WARMUP_ITERS = 100
 GROUP_NAMES = ("bias", "weight", "norm_weight")  # the ``name`` of param groups 0, 1, 2
 

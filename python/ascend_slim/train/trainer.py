@@ -10,8 +10,8 @@ callbacks -> clip the gradient norm at 10 -> step -> EMA update. Each epoch also
 over the batches accumulated so far (YOLOv5 instead drops them at the next epoch's ``zero_grad``), so a
 checkpoint never holds half-accumulated gradients.
 
-Per epoch the main rank validates the EMA weights with the evaluation module (YOLOv5 ``val.py`` protocol:
-square letterbox, conf 0.001, IoU 0.6, multi-label, 300 detections), appends a row to ``results.csv``,
+Per epoch the main rank validates the EMA weights with the evaluation module (YOLOv5 ``val.py`` protocol,
+:data:`ascend_slim.evaluation.VAL_SETTINGS`), appends a row to ``results.csv``,
 redraws ``results.png`` and writes ``weights/last.pt`` (and ``best.pt`` when the fitness
 ``0.1·mAP@0.5 + 0.9·mAP@0.5:0.95`` improves), each atomically. A checkpoint's inference weights are the EMA's;
 its ``training`` dict holds the raw model, optimiser, GradScaler, EMA update count, epoch, RNG states,
@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,67 +41,21 @@ from ..data.dataset import DetectionDataset
 from ..data.loader import build_loader, set_epoch
 from ..detector import Detector
 from ..errors import AscendSlimError
-from ..evaluation import EvalDataset, evaluate
+from ..evaluation import VAL_SETTINGS, EvalDataset, evaluate
 from ..model.checkpoint import load_training_state, load_weights, save_checkpoint
 from ..model.yolo import YOLOv5
 from ..runtime.torch_backend import TorchBackend
 from .callbacks import Callback, TrainBatch
+from .config import TrainConfig
 from .distributed import DistContext, init_distributed, wrap_model
 from .ema import ModelEMA
-from .hyp import DEFAULT_HYP, load_hyp
 from .loss import YoloLoss
-from .optim import OPTIMIZERS, Schedule, build_optimizer, scaled_weight_decay
+from .optim import Schedule, build_optimizer, scaled_weight_decay
 from .results import ResultsLog
 
 GRAD_CLIP_NORM = 10.0
 FITNESS_WEIGHTS = {"mAP_0.5": 0.1, "mAP_0.5:0.95": 0.9}  # YOLOv5 ``utils/metrics.py::fitness``
 LOSS_NAMES = ("box_loss", "obj_loss", "cls_loss")
-VAL_SETTINGS = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
-
-
-@dataclass
-class TrainConfig:
-    """Everything about a run except the model and data objects; saved in checkpoints for ``--resume``.
-
-    ``data weights cfg classes train_split val_split cache`` say where the model and data came from
-    (:func:`ascend_slim.train.builder.build_trainer` reads them; the Trainer only records them). ``batch_size``
-    is the total over all ranks; ``device`` as ``--device`` (empty: the first GPU, else the CPU); ``amp``:
-    float16 mixed precision on CUDA (see :func:`autocast_dtype`); ``noval`` validates only after
-    the last epoch.
-    """
-
-    data: str = ""
-    weights: str = ""
-    cfg: str = ""
-    classes: str = ""
-    train_split: str = ""
-    val_split: str = ""
-    cache: str | None = None
-    epochs: int = 100
-    batch_size: int = 16
-    img_size: int = 640
-    optimizer: str = "SGD"
-    hyp: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_HYP))
-    cos_lr: bool = False
-    device: str = ""
-    workers: int = 8
-    seed: int = 0
-    sync_bn: bool = False
-    noval: bool = False
-    amp: bool = True
-    save_dir: str = "runs/train/exp"
-
-    def check(self) -> None:
-        """Raise AscendSlimError for a value no run can use."""
-        for name in ("epochs", "batch_size", "img_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AscendSlimError(f"{name} must be a positive integer, got {value!r}")
-        if self.workers < 0:
-            raise AscendSlimError(f"workers must be 0 or more, got {self.workers}")
-        if self.optimizer not in OPTIMIZERS:
-            raise AscendSlimError(f"unknown optimizer {self.optimizer!r}: choose {', '.join(OPTIMIZERS)}")
-        self.hyp = load_hyp(self.hyp)
 
 
 @dataclass
@@ -119,11 +73,11 @@ class EpochTiming:
 class Trainer:
     """Trains ``model`` (a :class:`YOLOv5`) on ``train_set`` (an augmenting :class:`DetectionDataset`) and
     validates on ``val_set`` (anything :func:`ascend_slim.evaluation.evaluate` reads, e.g.
-    ``SampleSet.eval_dataset()``; None: no validation). See the module docstring."""
+    ``SampleSet.eval_dataset()``; None: no validation); ``config`` as :meth:`TrainConfig.validated` returns it
+    (the builders in :mod:`ascend_slim.train.builder` pass it so). See the module docstring."""
 
     def __init__(self, config: TrainConfig, model: YOLOv5, train_set: DetectionDataset,
                  val_set: EvalDataset | None = None, callbacks: Sequence[Callback] = ()) -> None:
-        config.check()
         self.ctx: DistContext = init_distributed(config.device)
         ctx = self.ctx
         if config.batch_size % ctx.world_size:
