@@ -310,10 +310,10 @@ def match_detections(
             counts.append(int(g.sum()))
             npos[i, c] = int((g & ~a.difficult).sum())
         count_arr = np.asarray(counts, dtype=np.int64)
-        g_difficult = np.concatenate([np.zeros(0, dtype=bool)] + difficult)
+        g_difficult = np.concatenate([np.zeros(0, dtype=bool), *difficult])
         d = np.flatnonzero(dets[:, 5] == c)
         d = d[np.argsort(-dets[d, 4], kind="stable")]
-        ovmax, gmax = _best_overlaps(dets[d, :4], det_img[d], np.concatenate([np.zeros((0, 4))] + boxes),
+        ovmax, gmax = _best_overlaps(dets[d, :4], det_img[d], np.concatenate([np.zeros((0, 4)), *boxes]),
                                      np.cumsum(count_arr) - count_arr, count_arr)
         tp, ignored = _match_flags(ovmax, gmax, g_difficult, iou_threshold)
         classes.append(ClassMatches(det_img[d][~ignored], tp[~ignored]))
