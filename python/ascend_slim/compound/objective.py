@@ -59,7 +59,7 @@ class Objective:
         if self.target_latency is not None:
             parts.append(f"latency <= {self.target_latency:g} of the original ({1 / self.target_latency:.2f}x)")
         if self.max_drop is not None:
-            parts.append(f"selection mAP@0.5 within {self.max_drop:g} points of the original at "
+            parts.append(f"selection mAP@0.5 within {self.max_drop:g} mAP points of the original at "
                          f"{self.confidence:.0%} one-sided confidence")
         return " and ".join(parts) or "none (frontier only)"
 

@@ -160,7 +160,7 @@ class DifferenceInterval:
 
     def to_dict(self) -> dict:
         return {"difference": self.difference, "resamples": self.resamples,
-                "percentiles": [round(p, 7) for p in self.percentiles]}
+                "percentiles": list(self.percentiles)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DifferenceInterval:
