@@ -8,8 +8,10 @@ Speed: VOC matching is per image, so each model is matched once (:func:`~.metric
 resample only re-weights images. An image drawn ``w`` times contributes ``w`` copies of its detections and
 ground truth; the copies are adjacent in score order, so on the precision-recall curve they form one step whose
 end point dominates its inside points, and every false positive is dominated by the point before it. The AP of a
-resample therefore needs only the curve at the true positives, with weighted counts: gathers and cumulative
-sums over the detections of the full sample, no sorting, no matching. With unit weights this is exactly
+resample therefore needs only the curve at the true positives, with weighted counts: the false positives ranked
+above each true positive are a (true positives × images) count matrix per class, so a chunk of resamples is one
+matrix product (BLAS) and cumulative sums; no sorting, no matching. Memory: 4 bytes × true positives × images
+(269 images × 665 true positives: 0.7 MB). With unit weights this is exactly
 :func:`~.metrics.score_detections`'s VOC07 mAP (same ties, same floating-point operations).
 """
 
@@ -26,16 +28,7 @@ from ..fileio import atomic_output
 from .metrics import VOC07_RECALL_POINTS, match_detections
 
 PERCENTILES = np.arange(101)  # the stored quantile grid of a bootstrap distribution, in percent
-_CHUNK = 128  # resamples evaluated at once (bounds memory: chunk x detections floats)
-
-
-@dataclass(frozen=True)
-class _ClassCurve:
-    """One class's true positives in score order and the false positives before each (full sample)."""
-
-    tp_image: np.ndarray  # (K,) image index of each true positive
-    fp_image: np.ndarray  # (F,) image index of each false positive before the last true positive
-    fp_before: np.ndarray  # (K,) number of those false positives ranked above each true positive
+_CHUNK = 256  # resamples evaluated at once (bounds memory: chunk x detections floats)
 
 
 class MatchTable:
@@ -55,14 +48,29 @@ class MatchTable:
                              f"({len(self.image_ids)}, {len(self.class_names)})")
         self._records = (tuple(np.asarray(i, dtype=np.int64) for i in tp_image),
                          tuple(np.asarray(t, dtype=bool) for t in tp_flags))
-        self._curves = [self._curve(img, tp) for img, tp in zip(*self._records)]
+        self._index_true_positives()
 
-    @staticmethod
-    def _curve(image: np.ndarray, tp: np.ndarray) -> _ClassCurve:
-        last = np.flatnonzero(tp)
-        keep = last[-1] + 1 if last.size else 0  # false positives after the last true positive never count
-        image, tp = image[:keep], tp[:keep]
-        return _ClassCurve(image[tp], image[~tp], np.cumsum(~tp)[tp])
+    def _index_true_positives(self) -> None:
+        """Every class's true positives in score order, classes one after another: their image, class and the
+        (true positives × images) counts of the false positives ranked between each and the one before."""
+        num_images = len(self.image_ids)
+        tp_image, tp_class, fp_counts = [], [], []
+        for c, (image, tp) in enumerate(zip(*self._records)):
+            num_tp = int(tp.sum())
+            segment = np.cumsum(tp)[~tp]  # true positives ranked above each false positive
+            fp_image = image[~tp]
+            before_last_tp = segment < num_tp  # false positives after the last true positive never count
+            counts = np.bincount(segment[before_last_tp] * num_images + fp_image[before_last_tp],
+                                 minlength=num_tp * num_images)
+            tp_image.append(image[tp])
+            tp_class.append(np.full(num_tp, c))
+            fp_counts.append(counts.reshape(num_tp, num_images).astype(np.float32))
+        self._tp_image = np.concatenate([np.zeros(0, dtype=np.int64), *tp_image])
+        self._tp_class = np.concatenate([np.zeros(0, dtype=np.int64), *tp_class])
+        self._fp_counts = np.concatenate([np.zeros((0, num_images), dtype=np.float32), *fp_counts])
+        sizes = np.array([len(t) for t in tp_image])
+        self._class_start = np.cumsum(sizes) - sizes  # (C,) first column of each class
+        self._has_tp = sizes > 0
 
     @classmethod
     def from_detections(cls, detections: Mapping[str, np.ndarray], annotations: Mapping[str, Annotation],
@@ -86,24 +94,28 @@ class MatchTable:
         """VOC07 11-point AP@0.5 per class for each row of image multiplicities ``weights`` ``(B, N)``:
         ``(B, C)``, NaN where a row has no non-difficult GT of the class."""
         weights = np.asarray(weights, dtype=np.float64)
-        ap = np.full((len(weights), len(self.class_names)), np.nan)
         npos = weights @ self.npos  # (B, C); exact: small integers
-        for c, curve in enumerate(self._curves):
-            has_gt = npos[:, c] > 0
-            if not has_gt.any():
-                continue
-            ap[has_gt, c] = 0.0
-            if curve.tp_image.size == 0:
-                continue
-            w = weights[has_gt]
-            ctp = np.cumsum(w[:, curve.tp_image], axis=1)
-            cfp = np.cumsum(np.concatenate((np.zeros((len(w), 1)), w[:, curve.fp_image]), axis=1), axis=1)
-            cfp = cfp[:, curve.fp_before]
-            recall = ctp / npos[has_gt, c][:, None]
-            precision = ctp / np.maximum(ctp + cfp, 1)
-            envelope = np.stack([np.where(recall >= t, precision, 0.0).max(axis=1) for t in VOC07_RECALL_POINTS],
-                                axis=1)
-            ap[has_gt, c] = envelope.mean(axis=1)
+        ap = np.where(npos > 0, 0.0, np.nan)
+        if not self._tp_image.size:
+            return ap
+        starts = self._class_start[self._has_tp]
+        first = np.repeat(starts, np.diff(np.append(starts, len(self._tp_image))))  # each column's class start
+
+        def cumsum_per_class(x: np.ndarray) -> np.ndarray:  # exact: integer-valued floats
+            total = np.cumsum(x, axis=1, dtype=np.float64)
+            before = np.concatenate((np.zeros((len(x), 1)), total), axis=1)[:, first]
+            return total - before
+
+        ctp = cumsum_per_class(weights[:, self._tp_image])
+        # false positives: integer counts below 2**24 are exact in float32; one matrix product for all classes
+        cfp = cumsum_per_class(weights.astype(np.float32) @ self._fp_counts.T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recall = ctp / npos[:, self._tp_class]
+        precision = ctp / np.maximum(ctp + cfp, 1)
+        envelope = np.stack([np.maximum.reduceat(np.where(recall >= t, precision, 0.0), starts, axis=1)
+                             for t in VOC07_RECALL_POINTS], axis=-1)  # (B, classes with a TP, 11)
+        with_tp = ap[:, self._has_tp]
+        ap[:, self._has_tp] = np.where(np.isnan(with_tp), np.nan, envelope.mean(axis=-1))
         return ap
 
     def map50(self, weights: np.ndarray | None = None) -> np.ndarray | float:
