@@ -25,12 +25,12 @@ from ascend_slim.errors import AscendSlimError
 from ascend_slim.evaluation.bootstrap import DifferenceInterval, MatchTable
 
 # The stub world: uncut FP32 mAP per size, latency (size / 640)^2; a cut c multiplies latency by 1 - c and costs
-# CUT_COST[c]; INT8 multiplies latency by 0.7 and costs 0.6 points.
+# CUT_COST[c]; INT8 multiplies latency by 0.7 and costs 0.8 points.
 SIZE_MAP = {256: 0.64, 320: 0.70, 384: 0.74, 448: 0.75, 512: 0.76, 640: 0.72}
 CUT_COST = {0.0: 0.0, 0.1: 0.01, 0.3: 0.06}
-INT8_COST = 0.006
+INT8_COST = 0.008
 SPACE = SearchSpace(sizes=(256, 320, 384, 448, 512), cuts=(0.1, 0.3), precisions=("fp32", "int8"), default_size=640)
-NUM_IMAGES = 2000
+NUM_IMAGES = 1000
 FP_ORDER = np.random.default_rng(1).permutation(NUM_IMAGES)  # nested FP sets: paired differences stay tight
 
 
@@ -68,8 +68,8 @@ class Stub:
 
 def run(tmp_path, objective: Objective, stub: Stub | None = None, name: str = "cache.json"):
     stub = stub or Stub()
-    cache = MeasurementCache(tmp_path / name, {"model": "stub", "resamples": 300, "seed": 0})
-    result = search(SPACE, objective, stub.score, stub.latency, cache, resamples=300, progress=False)
+    cache = MeasurementCache(tmp_path / name, {"model": "stub", "resamples": 200, "seed": 0})
+    result = search(SPACE, objective, stub.score, stub.latency, cache, resamples=200, progress=False)
     return result, stub
 
 
@@ -78,7 +78,7 @@ def keys(measurements) -> list[str]:
 
 
 def test_stub_table_has_the_map_it_was_built_for():
-    assert stub_table(0.74).map50() == pytest.approx(0.74, abs=2e-4)
+    assert stub_table(0.74).map50() == pytest.approx(0.74, abs=5e-4)
 
 
 def test_candidate_keys_and_validation():
@@ -117,8 +117,8 @@ def test_target_latency_optimum_and_the_calls_it_needs(tmp_path):
     assert [k for k in stub.scored if "-c0-" not in k or k.endswith("int8")] == [
         "384-c0.1-fp32", "384-c0.3-fp32", "384-c0-int8", "384-c0.1-int8"]
     assert result.plan.met is True and result.plan.chosen.candidate == Candidate(384, 0.0, "int8")
-    assert result.plan.chosen.map50 == pytest.approx(0.734, abs=3e-4)
-    # 384 int8 after a 10 % cut (0.227, 0.724) is faster and better than 320 (0.25, 0.70)
+    assert result.plan.chosen.map50 == pytest.approx(0.732, abs=5e-4)
+    # 384 int8 after a 10 % cut (0.227, 0.722) is faster and better than 320 (0.25, 0.70)
     assert keys(result.plan.frontier) == ["256-c0-fp32", "384-c0.1-int8", "384-c0-int8", "384-c0-fp32",
                                           "448-c0-fp32", "512-c0-fp32"]
     reasons = dict((c.key, r) for c, r in result.skipped)
@@ -158,6 +158,9 @@ def test_max_drop_keeps_the_original_when_nothing_faster_holds_the_floor():
     fast = Measurement(Candidate(320), 0.25, False, 0.67, lossy, 1.0, "size")
     result = choose([original, fast], Objective(max_drop=1.0), Candidate(640))
     assert result.met is True and result.chosen is original and "original is kept" in result.message
+    assert "no candidate faster" in result.message
+    generous = choose([original, fast], Objective(target_latency=1.5), Candidate(640))
+    assert generous.chosen is original and "more accurate" in generous.message
 
 
 def test_frontier_and_near_frontier_rules():
@@ -203,7 +206,7 @@ def test_resumed_search_calls_nothing_and_an_interrupted_one_loses_nothing(tmp_p
 def test_cache_refuses_other_settings_and_garbage(tmp_path):
     run(tmp_path, Objective())
     with pytest.raises(AscendSlimError, match="other settings \\(seed differ\\)"):
-        MeasurementCache(tmp_path / "cache.json", {"model": "stub", "resamples": 300, "seed": 1})
+        MeasurementCache(tmp_path / "cache.json", {"model": "stub", "resamples": 200, "seed": 1})
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(AscendSlimError, match="unreadable"):
         MeasurementCache(tmp_path / "bad.json", {})

@@ -90,7 +90,7 @@ class MeasurementCache:
         data = {"version": CACHE_VERSION, "context": self.context,
                 "latencies": {k: {"ratio": r, "cpu_seconds": s} for k, (r, s) in self.latencies.items()},
                 "measurements": {k: m.to_dict() for k, m in self.measurements.items()}}
-        atomic_write_text(self.path, json.dumps(data, indent=1) + "\n")
+        atomic_write_text(self.path, json.dumps(data) + "\n")
 
     @property
     def reference_path(self) -> Path:

@@ -136,9 +136,10 @@ def choose(measurements: Sequence[Measurement], objective: Objective, original: 
         else:
             chosen = min(feasible, key=_by_speed)
         message = f"chosen {_name(chosen)}, {_delta_text(chosen, objective)}"
-        if chosen.candidate == original:
-            message = ("no candidate faster than the original meets " + objective.describe()
-                       + "; the original is kept")
+        if chosen.candidate == original and objective.target_latency is None:
+            message = f"no candidate faster than the original meets {objective.describe()}; the original is kept"
+        elif chosen.candidate == original:
+            message = f"the original is kept: no candidate within the latency budget is more accurate ({message})"
         return PlanResult(objective, chosen, True, (), message, frontier)
 
     in_budget = [m for m in measurements if objective.within_budget(m)]
