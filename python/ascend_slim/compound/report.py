@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..fileio import atomic_write_bytes, atomic_write_text
+from .candidates import Candidate
 from .search import SearchResult
 
 _MARKERS = {"fp32": "o", "int8": "^"}
@@ -39,6 +40,28 @@ def measurement_rows(result: SearchResult) -> list[dict[str, Any]]:
             "chosen": m.candidate == chosen, "original": m.candidate == result.original.candidate,
             "cpu_seconds": m.cpu_seconds,
         })
+    return rows
+
+
+def contributions(result: SearchResult) -> list[dict[str, Any]]:
+    """What each dimension of the chosen candidate contributes: the original, then its input size alone, + the
+    channel cut, + INT8 (steps the choice does not use are left out; every step was scored, as a derived
+    candidate is only scored after its parent). Empty without a chosen candidate."""
+    chosen = result.plan.chosen
+    if chosen is None:
+        return []
+    c = chosen.candidate
+    steps = [("original", result.original.candidate), ("input size", Candidate(c.img_size)),
+             ("+ channel cut", Candidate(c.img_size, c.cut)), ("+ INT8", c)]
+    by_candidate = {m.candidate: m for m in result.measurements}
+    rows, seen = [], set()
+    for label, candidate in steps:
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        m = by_candidate[candidate]
+        rows.append({"step": label, "key": candidate.key, "latency": m.latency, "speedup": m.speedup,
+                     "map50": m.map50, "difference": m.delta.difference})
     return rows
 
 
@@ -69,6 +92,12 @@ def markdown_table(result: SearchResult) -> str:
             f"| {row['latency']:.3f}{'*' if row['latency_estimated'] else ''} | {row['speedup']:.2f}x "
             f"| {row['map50']:.4f} | {_points(row['difference'])} | [{_points(low)}, {_points(high)}] "
             f"| {_points(row['lower_bound'])} | {'yes' if row['frontier'] else ''} | {row['cpu_seconds']:.1f} |")
+    steps = contributions(result)
+    if steps:
+        lines += ["", "What each dimension of the choice contributes:", "",
+                  "| step | candidate | latency | speedup | mAP@0.5 | Δ points |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['step']} | {r['key']} | {r['latency']:.3f} | {r['speedup']:.2f}x | {r['map50']:.4f} "
+                  f"| {_points(r['difference'])} |" for r in steps]
     if result.skipped:
         lines += ["", "Timed but not scored (they could not change the choice):", ""]
         lines += [f"- {c.key}: {reason}" for c, reason in result.skipped]
@@ -132,6 +161,6 @@ def write_report(result: SearchResult, folder: str | Path, stem: str = "plan") -
     paths = {"png": folder / f"{stem}.png", "markdown": folder / f"{stem}.md", "json": folder / f"{stem}.json"}
     plot_pareto(result, paths["png"])
     atomic_write_text(paths["markdown"], markdown_table(result))
-    data = {**result.to_dict(), "candidates": measurement_rows(result)}
+    data = {**result.to_dict(), "candidates": measurement_rows(result), "contributions": contributions(result)}
     atomic_write_text(paths["json"], json.dumps(data, indent=1) + "\n")
     return paths
