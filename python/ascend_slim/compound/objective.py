@@ -92,8 +92,8 @@ def near_frontier(measurements: Iterable[Measurement], slack: float) -> tuple[Me
 def _name(m: Measurement) -> str:
     c = m.candidate
     cut = f", cut {c.cut:.3g}" if c.cut else ""
-    estimate = " (estimate)" if m.latency_estimated else ""
-    return (f"{c.img_size} px{cut}, {c.precision}: latency {m.latency:.3f}{estimate} ({m.speedup:.2f}x), "
+    estimate = "estimate, " if m.latency_estimated else ""
+    return (f"{c.img_size} px{cut}, {c.precision}: latency {m.latency:.3f} ({estimate}{m.speedup:.2f}x), "
             f"selection mAP@0.5 {m.map50:.4f}")
 
 

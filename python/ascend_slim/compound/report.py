@@ -136,11 +136,13 @@ def plot_pareto(result: SearchResult, path: str | Path, size: tuple[int, int] = 
         ax.axvline(objective.target_latency, color="grey", ls="--", lw=1, label="latency target")
     if objective.max_drop is not None:
         ax.axhline(original_map - objective.max_drop / 100, color="grey", ls=":", lw=1,
-                   label=f"original − {objective.max_drop:g} points")
+                   label=f"original − {objective.max_drop:g} points (floor, on the lower bound)")
+    precisions = {m.candidate.precision for m in result.measurements}
     for precision, marker in _MARKERS.items():
-        ax.scatter([], [], marker=marker, color="grey", label=precision)
+        if precision in precisions:
+            ax.scatter([], [], marker=marker, color="grey", label=precision)
     for cut, colour in colours.items():
-        ax.scatter([], [], marker="o", color=colour, label=f"cut {cut:.3g}")
+        ax.scatter([], [], marker="o", color=colour, label=f"cut {cut:.3g}" if cut else "no cut")
     estimate = " (estimate)" if any(m.latency_estimated for m in result.measurements) else ""
     ax.set_xlabel(f"latency / original{estimate}   (lower is faster)")
     ax.set_ylabel("selection mAP@0.5 (VOC07)")
