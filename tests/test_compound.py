@@ -152,8 +152,8 @@ def test_both_objectives_met_and_not_met(tmp_path):
 
 
 def test_max_drop_keeps_the_original_when_nothing_faster_holds_the_floor():
-    interval = DifferenceInterval(0.0, (0.0,) * 101, 100)
-    lossy = DifferenceInterval(-0.05, tuple(np.linspace(-0.07, -0.03, 101)), 100)
+    interval = DifferenceInterval(0.0, (0.0,) * 101, 100, 0.5)
+    lossy = DifferenceInterval(-0.05, tuple(np.linspace(-0.07, -0.03, 101)), 100, 0.5)
     original = Measurement(Candidate(640), 1.0, False, 0.72, interval, 1.0, "size")
     fast = Measurement(Candidate(320), 0.25, False, 0.67, lossy, 1.0, "size")
     result = choose([original, fast], Objective(max_drop=1.0), Candidate(640))
@@ -165,7 +165,8 @@ def test_max_drop_keeps_the_original_when_nothing_faster_holds_the_floor():
 
 def test_frontier_and_near_frontier_rules():
     def m(size, latency, map50):
-        return Measurement(Candidate(size), latency, False, map50, DifferenceInterval(0, (0,) * 101, 1), 0, "size")
+        return Measurement(Candidate(size), latency, False, map50, DifferenceInterval(0, (0,) * 101, 1, 0.5), 0,
+                           "size")
 
     points = [m(256, 0.2, 0.60), m(320, 0.3, 0.70), m(352, 0.3, 0.69), m(384, 0.4, 0.70), m(416, 0.5, 0.72),
               m(448, 0.6, 0.717)]

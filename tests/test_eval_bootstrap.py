@@ -9,7 +9,7 @@ import pytest
 from ascend_slim.data.voc import VOCDataset, load_voc
 from ascend_slim.detector import Detector
 from ascend_slim.evaluation import detect_dataset, score_detections
-from ascend_slim.evaluation.bootstrap import MatchTable, PairedBootstrap
+from ascend_slim.evaluation.bootstrap import DifferenceInterval, MatchTable, PairedBootstrap
 
 REFERENCE = dict(conf_thres=0.001, iou_thres=0.6, max_det=300, multi_label=True, rect=False)
 
@@ -75,3 +75,14 @@ def test_records_round_trip_and_pairing_is_checked(real, tmp_path):
     other = MatchTable.from_detections(detections, fewer, names)
     with pytest.raises(ValueError, match="same images"):
         PairedBootstrap(table, resamples=10).compare(other)
+
+
+def test_bias_correction_shifts_the_bounds_toward_the_full_sample_estimate():
+    spread = tuple(np.linspace(-0.02, 0.02, 101))  # resampled differences, median 0
+    unbiased = DifferenceInterval(0.0, spread, 1000, below=0.5)
+    assert unbiased.lower_bound(0.9) == pytest.approx(unbiased.quantile(0.1))  # plain percentile
+    assert unbiased.interval(0.9) == pytest.approx((unbiased.quantile(0.05), unbiased.quantile(0.95)))
+    # the full-sample difference sits below most resamples: the resamples are optimistic, the bound drops
+    optimistic = DifferenceInterval(-0.005, spread, 1000, below=0.25)
+    assert optimistic.lower_bound(0.9) < unbiased.lower_bound(0.9) - 0.003
+    assert np.isfinite(DifferenceInterval(0.0, spread, 1000, below=1.0).lower_bound(0.9))

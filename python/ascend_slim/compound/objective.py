@@ -5,8 +5,9 @@ Latency is a ratio to the original at its default size (lower is faster); accura
 - ``target_latency r``: the best selection mAP among candidates with latency <= r (ties: the faster).
 - ``max_drop p`` (mAP points): the fastest candidate whose accuracy floor holds at the stated confidence
   (ties: the more accurate). The floor holds when the one-sided lower bound of the paired bootstrap of
-  (candidate − original) mAP at ``confidence`` (default 90 %: the 10th percentile of the resampled differences)
-  is at least −p/100. The original always holds it (its difference is 0 in every resample).
+  (candidate − original) mAP at ``confidence`` (default 90 %: the bias-corrected 10th percentile of the
+  resampled differences, :meth:`~ascend_slim.evaluation.bootstrap.DifferenceInterval.lower_bound`) is at least
+  −p/100. The original always holds it (its difference is 0 in every resample).
 - both: both constraints, then the best selection mAP among the candidates meeting them.
 """
 

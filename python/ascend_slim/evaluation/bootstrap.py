@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -28,7 +29,8 @@ from ..fileio import atomic_output
 from .metrics import VOC07_RECALL_POINTS, match_detections
 
 PERCENTILES = np.arange(101)  # the stored quantile grid of a bootstrap distribution, in percent
-_CHUNK = 256  # resamples evaluated at once (bounds memory: chunk x detections floats)
+_CHUNK = 256
+_NORMAL = NormalDist()  # resamples evaluated at once (bounds memory: chunk x detections floats)
 
 
 class MatchTable:
@@ -151,32 +153,45 @@ class MatchTable:
 
 @dataclass(frozen=True)
 class DifferenceInterval:
-    """Bootstrap distribution of a (candidate − original) mAP difference, summarised by its percentiles."""
+    """Bootstrap distribution of a (candidate − original) mAP difference, summarised by its percentiles.
+
+    Bounds are bias-corrected percentile bootstrap (BC, Efron 1981): resampled mAP differences are median-biased
+    (on VOC trainval, 269 images, their median sits up to ~0.9 points above the full-sample difference), so the
+    quantile levels are shifted by ``z0 = Φ⁻¹(below)`` to ``Φ(2 z0 + Φ⁻¹(level))``; with no bias (``below`` =
+    0.5) these are the plain percentiles.
+    """
 
     difference: float  # on the full sample
     percentiles: tuple[float, ...]  # the resampled difference at 0, 1, ..., 100 %
     resamples: int
+    below: float  # fraction of resampled differences below ``difference`` (ties count half)
 
     def quantile(self, q: float) -> float:
         """The resampled difference at quantile ``q`` in [0, 1] (linear between stored percentiles)."""
         return float(np.interp(100.0 * q, PERCENTILES, self.percentiles))
 
+    def _corrected(self, level: float) -> float:
+        edge = 0.5 / self.resamples  # keep z0 finite when every resample falls on one side
+        z0 = _NORMAL.inv_cdf(min(max(self.below, edge), 1.0 - edge))
+        return _NORMAL.cdf(2.0 * z0 + _NORMAL.inv_cdf(level))
+
     def lower_bound(self, confidence: float) -> float:
-        """One-sided lower bound: the true difference is at least this with probability ``confidence``
-        (percentile bootstrap: the ``1 - confidence`` quantile)."""
-        return self.quantile(1.0 - confidence)
+        """One-sided lower bound at ``confidence``: the BC quantile at level ``1 - confidence``."""
+        return self.quantile(self._corrected(1.0 - confidence))
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        """Two-sided percentile interval at ``confidence``."""
-        return self.quantile((1.0 - confidence) / 2), self.quantile((1.0 + confidence) / 2)
+        """Two-sided BC interval at ``confidence``."""
+        return self.quantile(self._corrected((1.0 - confidence) / 2)), self.quantile(
+            self._corrected((1.0 + confidence) / 2))
 
     def to_dict(self) -> dict:
-        return {"difference": self.difference, "resamples": self.resamples,
+        return {"difference": self.difference, "resamples": self.resamples, "below": self.below,
                 "percentiles": list(self.percentiles)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DifferenceInterval:
-        return cls(float(data["difference"]), tuple(float(p) for p in data["percentiles"]), int(data["resamples"]))
+        return cls(float(data["difference"]), tuple(float(p) for p in data["percentiles"]), int(data["resamples"]),
+                   float(data["below"]))
 
 
 class PairedBootstrap:
@@ -203,5 +218,7 @@ class PairedBootstrap:
         """
         self.reference.check_paired(candidate)
         diff = self._resampled(candidate) - self._reference_resampled
-        return DifferenceInterval(candidate.map50() - self.reference_map,
-                                  tuple(float(v) for v in np.percentile(diff, PERCENTILES)), self.resamples)
+        difference = candidate.map50() - self.reference_map
+        below = (np.count_nonzero(diff < difference) + 0.5 * np.count_nonzero(diff == difference)) / len(diff)
+        return DifferenceInterval(difference, tuple(float(v) for v in np.percentile(diff, PERCENTILES)),
+                                  self.resamples, float(below))
