@@ -68,8 +68,8 @@ class Stub:
 
 def run(tmp_path, objective: Objective, stub: Stub | None = None, name: str = "cache.json"):
     stub = stub or Stub()
-    cache = MeasurementCache(tmp_path / name, {"model": "stub", "resamples": 200, "seed": 0})
-    result = search(SPACE, objective, stub.score, stub.latency, cache, resamples=200, progress=False)
+    result = search(SPACE, objective, stub.score, stub.latency, tmp_path / name, {"model": "stub"}, resamples=200,
+                    progress=False)
     return result, stub
 
 
@@ -206,8 +206,12 @@ def test_resumed_search_calls_nothing_and_an_interrupted_one_loses_nothing(tmp_p
 
 def test_cache_refuses_other_settings_and_garbage(tmp_path):
     run(tmp_path, Objective())
-    with pytest.raises(AscendSlimError, match="other settings \\(seed differ\\)"):
-        MeasurementCache(tmp_path / "cache.json", {"model": "stub", "resamples": 200, "seed": 1})
+    with pytest.raises(AscendSlimError, match="other settings \\(bootstrap differ\\)"):
+        search(SPACE, Objective(), Stub().score, Stub().latency, tmp_path / "cache.json", {"model": "stub"},
+               resamples=200, seed=1)
+    with pytest.raises(AscendSlimError, match="other settings \\(model differ\\)"):
+        MeasurementCache(tmp_path / "cache.json", {"model": "other", "latency_estimated": False,
+                                                   "bootstrap": {"resamples": 200, "seed": 0}})
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(AscendSlimError, match="unreadable"):
         MeasurementCache(tmp_path / "bad.json", {})

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -182,15 +184,21 @@ class _Search:
                             self.scored_now, self.timed_now, self.cache.cpu_seconds)
 
 
-def search(space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn, cache: MeasurementCache,
-           *, latency_estimated: bool = False, slack: float = DEFAULT_SLACK, resamples: int = 1000, seed: int = 0,
-           progress: bool = True) -> SearchResult:
+def search(space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn, cache_path: str | Path,
+           context: Mapping[str, Any], *, latency_estimated: bool = False, slack: float = DEFAULT_SLACK,
+           resamples: int = 1000, seed: int = 0, progress: bool = True) -> SearchResult:
     """Run (or resume) the staged search over ``space`` for ``objective``; see the module docstring.
 
-    ``cache.context`` should include everything the numbers depend on besides the candidate, ``resamples`` and
-    ``seed`` among them (a cached bootstrap was drawn with them).
+    ``cache_path`` is the JSON cache in the run folder (the original's match records go beside it).
+    ``context`` names everything the numbers depend on besides the candidate (model file and hash, selection
+    split and its images, detector settings, what each cut level means and how it is recovered, INT8 calibration,
+    latency model); ``latency_estimated``, ``resamples`` and ``seed`` are added to it. A cache written under
+    another context is refused (:class:`~.measurement.MeasurementCache`). The objective and ``slack`` are not
+    part of it: a search for another objective reuses every measurement.
     """
     if slack < 0:
         raise ValueError(f"slack must be non-negative, got {slack}")
+    cache = MeasurementCache(cache_path, {**context, "latency_estimated": latency_estimated,
+                                          "bootstrap": {"resamples": resamples, "seed": seed}})
     return _Search(space, objective, score, latency, cache, latency_estimated, slack, resamples, seed,
                    progress).run()
