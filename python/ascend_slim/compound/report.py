@@ -136,7 +136,7 @@ def plot_pareto(result: SearchResult, path: str | Path, size: tuple[int, int] = 
         ax.axvline(objective.target_latency, color="grey", ls="--", lw=1, label="latency target")
     if objective.max_drop is not None:
         ax.axhline(original_map - objective.max_drop / 100, color="grey", ls=":", lw=1,
-                   label=f"original − {objective.max_drop:g} points (floor, on the lower bound)")
+                   label=f"floor: original − {objective.max_drop:g} pt")
     precisions = {m.candidate.precision for m in result.measurements}
     for precision, marker in _MARKERS.items():
         if precision in precisions:
