@@ -195,17 +195,26 @@ def _best_overlaps(
     return ovmax, gmax
 
 
-def _pr_curve(
-    ovmax: np.ndarray, gmax: np.ndarray, gt_difficult: np.ndarray, npos: int, thr: float
+def _match_flags(
+    ovmax: np.ndarray, gmax: np.ndarray, gt_difficult: np.ndarray, thr: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision over score-sorted detections at one IoU threshold (ignored detections dropped)."""
+    """True-positive flags of score-sorted detections at one IoU threshold, and which are ignored (matched a
+    difficult GT)."""
     hit = ovmax > thr
     difficult = hit & gt_difficult[gmax] if gt_difficult.size else np.zeros_like(hit)
     candidate = np.flatnonzero(hit & ~difficult)
     tp = np.zeros(len(hit), dtype=bool)
     _, first = np.unique(gmax[candidate], return_index=True)  # the first claim of a GT wins, later ones are FP
     tp[candidate[first]] = True
-    tp = tp[~difficult]
+    return tp, difficult
+
+
+def _pr_curve(
+    ovmax: np.ndarray, gmax: np.ndarray, gt_difficult: np.ndarray, npos: int, thr: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision over score-sorted detections at one IoU threshold (ignored detections dropped)."""
+    tp, ignored = _match_flags(ovmax, gmax, gt_difficult, thr)
+    tp = tp[~ignored]
     ctp = np.cumsum(tp)
     cfp = np.cumsum(~tp)
     recall = ctp / npos if npos > 0 else np.full(len(ctp), np.nan)
@@ -257,3 +266,55 @@ def score_detections(
             if npos[c]:
                 ap[c, t] = all_point_ap(recall, precision)
     return EvalResult(tuple(class_names), npos, ndet, ap, ap07, curves, len(ids), ignored)
+
+
+@dataclass(frozen=True)
+class ClassMatches:
+    """One class's detections in the order AP reads them (descending score, stable), ignored ones dropped."""
+
+    image: np.ndarray  # (K,) int64 index of each detection's image in the annotation order
+    tp: np.ndarray  # (K,) bool: true positive (else false positive)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Detections matched to ground truth at one IoU threshold, by exactly the rules of :func:`score_detections`.
+
+    Matching is per image (a detection's status depends only on its own image's detections and GT), so these
+    records can be re-weighted per image (a bootstrap resample) without matching again.
+    """
+
+    image_ids: tuple[str, ...]  # annotation order
+    class_names: tuple[str, ...]
+    npos: np.ndarray  # (N, C) int64 non-difficult GT per image and class
+    classes: tuple[ClassMatches, ...]  # (C,)
+
+
+def match_detections(
+    detections: Mapping[str, np.ndarray], annotations: Mapping[str, Annotation], class_names: Sequence[str],
+    iou_threshold: float = 0.5,
+) -> Matches:
+    """Match detections (formats as in :func:`score_detections`) to ground truth at one IoU threshold."""
+    ids = list(annotations)
+    num_classes = len(class_names)
+    dets, det_img = _gather_detections(detections, ids, num_classes)
+    npos = np.zeros((len(ids), num_classes), dtype=np.int64)
+    classes = []
+    for c in range(num_classes):
+        boxes, difficult, counts = [], [], []
+        for i, image_id in enumerate(ids):
+            a = annotations[image_id]
+            g = a.labels == c
+            boxes.append(a.boxes[g])
+            difficult.append(a.difficult[g])
+            counts.append(int(g.sum()))
+            npos[i, c] = int((g & ~a.difficult).sum())
+        count_arr = np.asarray(counts, dtype=np.int64)
+        g_difficult = np.concatenate([np.zeros(0, dtype=bool), *difficult])
+        d = np.flatnonzero(dets[:, 5] == c)
+        d = d[np.argsort(-dets[d, 4], kind="stable")]
+        ovmax, gmax = _best_overlaps(dets[d, :4], det_img[d], np.concatenate([np.zeros((0, 4)), *boxes]),
+                                     np.cumsum(count_arr) - count_arr, count_arr)
+        tp, ignored = _match_flags(ovmax, gmax, g_difficult, iou_threshold)
+        classes.append(ClassMatches(det_img[d][~ignored], tp[~ignored]))
+    return Matches(tuple(ids), tuple(class_names), npos, tuple(classes))

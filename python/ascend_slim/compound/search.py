@@ -1,0 +1,204 @@
+"""The staged compound search: sizes, then channel cuts near the frontier, then INT8 on the finalists.
+
+Measuring is injected: ``score(candidate)`` runs the candidate on the labelled selection split and returns its
+per-image match records (:class:`~ascend_slim.evaluation.bootstrap.MatchTable`; building the candidate's model —
+pruning, reconstruction, quantisation — is the caller's business), ``latency(candidate)`` returns its latency
+as a ratio to the original at its default size. ``latency`` must be cheap next to ``score``: it may build the
+candidate's graph but needs no reconstruction or calibration (shapes alone decide latency), because the search
+times a derived candidate before deciding whether it is worth scoring.
+
+Stages (``slack`` is a mAP margin, 0.005 = half a point by default):
+
+1. ``size``: every size, uncut, FP32 (no training: seconds each). The original is scored first.
+2. ``cut``: every cut level at the sizes *near the frontier* of stage 1 — a size is near when no stage-1 point
+   is at least as fast and more than ``slack`` more accurate (:func:`~.objective.near_frontier`).
+3. ``int8``: INT8 of the *finalists*, the FP32 points (stages 1–2) near the frontier by the same rule.
+
+With an objective, a derived candidate (a cut of its uncut size, INT8 of its FP32 model: its *parent*) is
+scored only when it could change the choice, assuming that deriving never raises accuracy (a heuristic that
+decides only what to score; the choice uses measured numbers): under ``target_latency`` its latency must be
+within the budget and its parent's mAP above the best feasible mAP so far less ``slack``; under ``max_drop``
+its parent must keep the accuracy floor and (without a latency target) it must be faster than the fastest
+feasible candidate so far. Skipped candidates are listed with the reason. Within a stage candidates go in the
+order most likely to tighten these bounds early: parent mAP descending under a latency target, latency
+ascending under ``max_drop`` alone.
+
+Every latency and measurement goes to the :class:`~.measurement.MeasurementCache` as soon as it exists, and
+the original's match records beside it, so a resumed search calls ``score``/``latency`` for nothing it has.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..evaluation.bootstrap import MatchTable, PairedBootstrap
+from .candidates import Candidate, SearchSpace
+from .measurement import Measurement, MeasurementCache
+from .objective import Objective, PlanResult, choose, near_frontier
+
+ScoreFn = Callable[[Candidate], MatchTable]
+LatencyFn = Callable[[Candidate], float]
+DEFAULT_SLACK = 0.005
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Everything scored (this run and earlier ones), the choice, and what the search cost."""
+
+    space: SearchSpace
+    objective: Objective
+    measurements: tuple[Measurement, ...]  # stage order
+    original: Measurement
+    plan: PlanResult
+    skipped: tuple[tuple[Candidate, str], ...]  # derived candidates timed but not scored, and why
+    scored_now: int  # score() calls in this run (0 for a complete resumed search)
+    timed_now: int  # latency() calls in this run
+    cpu_seconds: float  # the whole search's CPU time, earlier runs included
+
+    def to_dict(self) -> dict:
+        return {"space": self.space.to_dict(), "objective": self.objective.to_dict(), "plan": self.plan.to_dict(),
+                "original": self.original.candidate.key, "scored": len(self.measurements),
+                "scored_now": self.scored_now, "timed_now": self.timed_now, "cpu_seconds": self.cpu_seconds,
+                "skipped": [{"candidate": c.key, "reason": r} for c, r in self.skipped]}
+
+
+class _Search:
+    def __init__(self, space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn,
+                 cache: MeasurementCache, latency_estimated: bool, slack: float, resamples: int, seed: int,
+                 progress: bool) -> None:
+        self.space, self.objective, self.cache = space, objective, cache
+        self._score, self._latency = score, latency
+        self.latency_estimated, self.slack = latency_estimated, slack
+        self.resamples, self.seed, self.progress = resamples, seed, progress
+        self.measured: dict[Candidate, Measurement] = {}
+        self.skipped: list[tuple[Candidate, str]] = []
+        self.scored_now = self.timed_now = 0
+        self._bootstrap: PairedBootstrap | None = None
+
+    def latency(self, candidate: Candidate) -> float:
+        if candidate.key not in self.cache.latencies:
+            start = cpu_seconds()
+            ratio = float(self._latency(candidate))
+            if not (math.isfinite(ratio) and ratio > 0):
+                raise ValueError(f"latency({candidate.key}) returned {ratio}, not a positive ratio")
+            self.timed_now += 1
+            self.cache.add_latency(candidate, ratio, cpu_seconds() - start)
+        return self.cache.latencies[candidate.key][0]
+
+    def _table(self, candidate: Candidate) -> MatchTable:
+        table = self._score(candidate)
+        if not isinstance(table, MatchTable):
+            raise TypeError(f"score({candidate.key}) returned {type(table).__name__}, not a MatchTable")
+        self.scored_now += 1
+        return table
+
+    def bootstrap(self) -> PairedBootstrap:
+        if self._bootstrap is None:
+            path = self.cache.reference_path
+            if path.exists():
+                reference = MatchTable.load(path)
+            else:
+                reference = self._table(self.space.original)
+                reference.save(path)
+            self._bootstrap = PairedBootstrap(reference, self.resamples, self.seed)
+        return self._bootstrap
+
+    def measure(self, candidate: Candidate, stage: str) -> Measurement:
+        cached = self.cache.measurements.get(candidate.key)
+        if cached is None:
+            ratio = self.latency(candidate)
+            start = cpu_seconds()
+            bootstrap = self.bootstrap()
+            table = bootstrap.reference if candidate == self.space.original else self._table(candidate)
+            delta = bootstrap.compare(table)
+            cpu = cpu_seconds() - start + self.cache.latencies[candidate.key][1]
+            cached = Measurement(candidate, ratio, self.latency_estimated, table.map50(), delta, cpu, stage)
+            self.cache.add(cached)
+        self.measured[candidate] = cached
+        return cached
+
+    def skip_reason(self, candidate: Candidate) -> str | None:
+        """Why scoring ``candidate`` cannot change the choice (None: score it); see the module docstring."""
+        objective = self.objective
+        if not objective.given:
+            return None
+        parent = self.measured[candidate.parent]
+        ratio = self.latency(candidate)
+        feasible = [m for m in self.measured.values() if objective.feasible(m)]
+        if objective.target_latency is not None:
+            if ratio > objective.target_latency:
+                return f"latency {ratio:.3f} above the target {objective.target_latency:g}"
+            best = max((m.map50 for m in feasible), default=-math.inf)
+            if parent.map50 <= best - self.slack:
+                return (f"{parent.candidate.key} (mAP {parent.map50:.4f}) is not above the best feasible mAP "
+                        f"{best:.4f} less the slack")
+        if objective.max_drop is not None:
+            if not objective.meets_floor(parent):
+                return f"{parent.candidate.key} already misses the accuracy floor"
+            if objective.target_latency is None:
+                fastest = min((m.latency for m in feasible), default=math.inf)
+                if ratio >= fastest:
+                    return f"latency {ratio:.3f} not below the fastest feasible {fastest:.3f}"
+        return None
+
+    def derived_stage(self, stage: str, candidates: list[Candidate]) -> None:
+        if self.objective.target_latency is not None:
+            candidates.sort(key=lambda c: (-self.measured[c.parent].map50, c))
+        elif self.objective.max_drop is not None:
+            candidates.sort(key=lambda c: (self.latency(c), c))
+        for candidate in tqdm(candidates, desc=f"search: {stage}", unit="cand", disable=not self.progress):
+            reason = None if candidate.key in self.cache.measurements else self.skip_reason(candidate)
+            if reason is None:
+                self.measure(candidate, stage)
+            else:
+                self.skipped.append((candidate, reason))
+
+    def run(self) -> SearchResult:
+        space = self.space
+        sizes = [space.original] + [Candidate(s) for s in space.sizes if s != space.default_size]
+        for candidate in tqdm(sizes, desc="search: size", unit="cand", disable=not self.progress):
+            self.measure(candidate, "size")
+        if space.cuts:
+            base = near_frontier(list(self.measured.values()), self.slack)
+            self.derived_stage("cut", [Candidate(m.candidate.img_size, cut) for m in base for cut in space.cuts])
+        if space.int8:
+            base = near_frontier(list(self.measured.values()), self.slack)  # all FP32 so far
+            self.derived_stage("int8", [Candidate(m.candidate.img_size, m.candidate.cut, "int8") for m in base])
+        measurements = tuple(self.measured.values())
+        original = self.measured[space.original]
+        return SearchResult(space, self.objective, measurements, original,
+                            choose(measurements, self.objective, space.original), tuple(self.skipped),
+                            self.scored_now, self.timed_now, self.cache.cpu_seconds)
+
+
+def search(space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn, cache_path: str | Path,
+           context: Mapping[str, Any], *, latency_estimated: bool = False, slack: float = DEFAULT_SLACK,
+           resamples: int = 1000, seed: int = 0, progress: bool = True) -> SearchResult:
+    """Run (or resume) the staged search over ``space`` for ``objective``; see the module docstring.
+
+    ``cache_path`` is the JSON cache in the run folder (the original's match records go beside it).
+    ``context`` names everything the numbers depend on besides the candidate (model file and hash, selection
+    split and its images, detector settings, what each cut level means and how it is recovered, INT8 calibration,
+    latency model); ``latency_estimated``, ``resamples`` and ``seed`` are added to it. A cache written under
+    another context is refused (:class:`~.measurement.MeasurementCache`). The objective and ``slack`` are not
+    part of it: a search for another objective reuses every measurement.
+    """
+    if slack < 0:
+        raise ValueError(f"slack must be non-negative, got {slack}")
+    cache = MeasurementCache(cache_path, {**context, "latency_estimated": latency_estimated,
+                                          "bootstrap": {"resamples": resamples, "seed": seed}})
+    return _Search(space, objective, score, latency, cache, latency_estimated, slack, resamples, seed,
+                   progress).run()
