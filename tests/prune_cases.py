@@ -13,6 +13,15 @@ from ascend_slim.model import YOLOv5
 
 VOC_IDS = 4  # VOC test images used beside bus.jpg and zidane.jpg
 
+# A layout no official yaml has: Focus stem, SPP in the middle, a three-way Concat, a two-level Detect.
+CUSTOM = {"nc": 3, "depth_multiple": 1.0, "width_multiple": 0.25, "anchors": [[10, 13, 16, 30], [30, 61, 62, 45]],
+          "backbone": [[-1, 1, "Focus", [64, 3]], [-1, 1, "Conv", [128, 3, 2]], [-1, 2, "C3", [128]],
+                       [-1, 1, "SPP", [128, [3, 5]]], [-1, 1, "Conv", [256, 3, 2]], [-1, 1, "C3", [256]],
+                       [-1, 1, "SPPF", [256, 5]]],
+          "head": [[-1, 1, "nn.Upsample", [None, 2, "nearest"]], [[-1, 3, 2], 1, "Concat", [1]],
+                   [-1, 1, "C3", [128, False]], [-1, 1, "Conv", [128, 3, 2]], [[-1, 6], 1, "Concat", [1]],
+                   [-1, 2, "C3", [256, True]], [[9, 12], 1, "Detect", ["nc", "anchors"]]]}
+
 
 def photo_batch(data_dir: Path, size: int) -> torch.Tensor:
     """bus.jpg, zidane.jpg and the first VOC test images, letterboxed to ``size`` square, as one NCHW batch."""
@@ -24,10 +33,11 @@ def photo_batch(data_dir: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(tensor))
 
 
-def random_bn_model(cfg: str | dict, seed: int = 0) -> YOLOv5:
-    """A model from a yaml whose BatchNorms look trained: |N(0,1)| gammas, small betas, plausible statistics."""
+def random_bn_model(cfg: str | dict, seed: int = 0, nc: int | None = None) -> YOLOv5:
+    """A model from a yaml (``nc`` classes, default the yaml's) whose BatchNorms look trained: |N(0,1)| gammas,
+    small betas, plausible statistics."""
     torch.manual_seed(seed)
-    model = YOLOv5.from_yaml(cfg).eval()
+    model = YOLOv5.from_yaml(cfg, nc=nc).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():

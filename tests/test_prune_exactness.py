@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from prune_cases import photo_batch, random_bn_model
+from prune_cases import CUSTOM, photo_batch, random_bn_model
 
 from ascend_slim.model.checkpoint import load_weights
 from ascend_slim.prune import build_graph, mask_model, prune_channels, prune_model
 
 IMG = 320
 ATOL = 1e-4
-# A layout no official yaml has: Focus stem, SPP in the middle, a three-way Concat, a two-level Detect.
-CUSTOM = {"nc": 3, "depth_multiple": 1.0, "width_multiple": 0.25, "anchors": [[10, 13, 16, 30], [30, 61, 62, 45]],
-          "backbone": [[-1, 1, "Focus", [64, 3]], [-1, 1, "Conv", [128, 3, 2]], [-1, 2, "C3", [128]],
-                       [-1, 1, "SPP", [128, [3, 5]]], [-1, 1, "Conv", [256, 3, 2]], [-1, 1, "C3", [256]],
-                       [-1, 1, "SPPF", [256, 5]]],
-          "head": [[-1, 1, "nn.Upsample", [None, 2, "nearest"]], [[-1, 3, 2], 1, "Concat", [1]],
-                   [-1, 1, "C3", [128, False]], [-1, 1, "Conv", [128, 3, 2]], [[-1, 6], 1, "Concat", [1]],
-                   [-1, 2, "C3", [256, True]], [[9, 12], 1, "Detect", ["nc", "anchors"]]]}
 
 
 @pytest.fixture(scope="module")

@@ -65,15 +65,14 @@ class Group:
 
 @dataclass
 class ChannelGraph:
-    """Units, their groups, and the input segments of every Conv2d (keyed by the conv's module name)."""
+    """Units, their groups, the input segments of every Conv2d (keyed by the conv's module name, in the order
+    the model runs them) and the output widths of Detect's convs (never pruned)."""
 
     units: dict[str, Unit]
     groups: list[Group]
     unit_group: dict[str, int]
     inputs: dict[str, list[Segment]]
-
-    def group_of(self, unit: str) -> Group:
-        return self.groups[self.unit_group[unit]]
+    detect_widths: dict[str, int]
 
     def consumers(self, group: int) -> list[str]:
         """Names of the convs that read any channel of ``group``."""
@@ -93,6 +92,7 @@ class _Walker:
         self.units: dict[str, Unit] = {}
         self.parent: dict[str, str] = {}
         self.inputs: dict[str, list[_Part]] = {}
+        self.detect_widths: dict[str, int] = {}
 
     def find(self, name: str) -> str:
         while self.parent[name] != name:
@@ -150,6 +150,7 @@ class _Walker:
         if isinstance(module, Detect):  # input channels shrink, outputs never
             for k, parts in enumerate(x_in):
                 self.inputs[f"{name}.m.{k}"] = parts
+                self.detect_widths[f"{name}.m.{k}"] = module.m[k].out_channels
             return []
         raise AscendSlimError(f"{name}: module {type(module).__name__} is not supported by channel pruning")
 
@@ -175,4 +176,4 @@ def build_graph(model: YOLOv5) -> ChannelGraph:
         unit_group[u] = g
     inputs = {conv: [Segment(unit_group[p.units[0]] if p.units else None, p.width, p.units) for p in parts]
               for conv, parts in walker.inputs.items()}
-    return ChannelGraph(walker.units, groups, unit_group, inputs)
+    return ChannelGraph(walker.units, groups, unit_group, inputs, walker.detect_widths)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import AscendSlimError
 from ..model.yolo import YOLOv5
+from .correspondence import channel_correspondence
 from .groups import ChannelGraph, Segment
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
@@ -79,15 +80,6 @@ def mask_model(model: YOLOv5, graph: ChannelGraph, keep: Sequence[torch.Tensor],
     return masked
 
 
-def _input_index(segments: list[Segment], keep: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Kept input channels of a conv, as indices into its original input (Concat offsets included)."""
-    parts, offset = [], 0
-    for s in segments:
-        parts.append(offset + (torch.arange(s.width) if s.group is None else keep[s.group]))
-        offset += s.width
-    return torch.cat(parts)
-
-
 def _removed_constants(segments: list[Segment], keep: Sequence[torch.Tensor],
                        state: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per original input channel of a conv: the constant a removed channel outputs (SiLU(beta) summed over
@@ -116,21 +108,17 @@ def prune_model(model: YOLOv5, graph: ChannelGraph, keep: Sequence[torch.Tensor]
         pruned = YOLOv5.from_spec(spec)
     src = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state: dict[str, torch.Tensor] = {}
-    conv_units = {unit.conv: unit for unit in graph.units.values()}
-    for conv, segments in graph.inputs.items():
-        weight = src[f"{conv}.weight"]
-        unit = conv_units.get(conv)
-        out_index = keep[graph.unit_group[unit.name]] if unit else torch.arange(weight.shape[0])
-        weight = weight.index_select(0, out_index)
-        state[f"{conv}.weight"] = weight.index_select(1, _input_index(segments, keep))
-        constants = _removed_constants(segments, keep, src) if fold_bias else None
-        shift = weight.sum((2, 3)).double() @ constants if constants is not None and constants.any() else None
-        if unit:
+    for conv, corr in channel_correspondence(graph, keep).items():
+        kept_rows = src[f"{conv}.weight"].index_select(0, corr.out_index)  # every input: removed ones fold
+        state[f"{conv}.weight"] = corr.slice(src[f"{conv}.weight"])
+        constants = _removed_constants(graph.inputs[conv], keep, src) if fold_bias else None
+        shift = kept_rows.sum((2, 3)).double() @ constants if constants is not None and constants.any() else None
+        if corr.bn is not None:
             for key in BN_TENSORS:
-                state[f"{unit.bn}.{key}"] = src[f"{unit.bn}.{key}"].index_select(0, out_index)
-            state[f"{unit.bn}.num_batches_tracked"] = src[f"{unit.bn}.num_batches_tracked"]
+                state[f"{corr.bn}.{key}"] = src[f"{corr.bn}.{key}"].index_select(0, corr.out_index)
+            state[f"{corr.bn}.num_batches_tracked"] = src[f"{corr.bn}.num_batches_tracked"]
             if shift is not None:  # BN(z + shift; mean) == BN(z; mean - shift)
-                state[f"{unit.bn}.running_mean"] = (state[f"{unit.bn}.running_mean"].double() - shift).float()
+                state[f"{corr.bn}.running_mean"] = (state[f"{corr.bn}.running_mean"].double() - shift).float()
         else:
             bias = src[f"{conv}.bias"]
             state[f"{conv}.bias"] = bias if shift is None else (bias.double() + shift).to(bias.dtype)

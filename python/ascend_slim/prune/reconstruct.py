@@ -1,0 +1,390 @@
+"""Recover a channel-pruned model without labels: layer-wise least-squares reconstruction.
+
+After channels are removed, every conv that reads feature maps is re-fitted, in model order, so that its
+pre-BN output at the kept channels matches the **original** network's, with its input taken from the
+**pruned** network as already re-fitted up to there (errors do not accumulate). The input tensors are those the
+pruned conv really receives (forward pre-hooks), so Concat, SPP(F), C3 branches and residual streams need no
+special case. Per image, ``samples_per_image`` output positions are drawn; each gives one im2col row (every
+kernel tap of every kept input channel, plus 1 for the bias). ``XᵀX`` and ``XᵀY`` accumulate in float64 over
+all images, and the fit solves the ridge problem
+
+    min ||X θ - Y||² + λ · mean(diag XᵀX) · ||w - w₀||²
+
+with ``w₀`` the original weights sliced to the kept channels (the bias is not penalised). The fitted bias goes
+into the BatchNorm's running mean (``BN(z + b; μ) = BN(z; μ - b)``), so BN statistics stay those of the
+original; Detect convs (no BN) are fitted on their raw outputs with their own bias. Convs that read only the
+image (the stem) compute exactly the original's kept channels and are skipped.
+
+Streaming: a top-level layer is fitted at a time. Per batch of images, the *frontier* (the outputs of earlier
+layers still needed later, for both networks) is held in memory when it fits ``cache_bytes``, as float32 when the
+largest frontier fits at 4 bytes per value, otherwise float16; a frontier that does not fit is recomputed from
+the last one held (or from the images). The original's targets of a layer are captured in one pass and kept
+only at the sampled positions. Memory therefore stays near ``cache_bytes`` whatever the number of layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .. import core
+from ..errors import AscendSlimError
+from ..imageio import read_image
+from ..model.yolo import YOLOv5
+from .correspondence import ConvCorrespondence
+
+ImageSource = np.ndarray | str | Path
+
+
+@dataclass
+class LayerFit:
+    """One re-fitted conv: relative error ``||Xθ - Y|| / ||Y||`` of its pre-BN output at the sampled positions,
+    with the sliced weights it had (``before``) and with the fitted ones (``after``)."""
+
+    conv: str
+    samples: int
+    before: float
+    after: float
+
+
+@dataclass
+class ReconstructionReport:
+    """What :func:`reconstruct` did: per conv errors, the settings, wall and CPU seconds."""
+
+    layers: list[LayerFit]
+    images: int
+    samples_per_image: int
+    ridge: float
+    img_size: int
+    cache_dtype: str
+    seconds: float
+    cpu_seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Stop(Exception):
+    """Raised by a hook once everything a pass needs is captured (the rest of the layer is not computed)."""
+
+
+@dataclass
+class _Stats:
+    """Normal-equation sums of one conv: XᵀX, XᵀY, ΣY² and the number of rows."""
+
+    xtx: torch.Tensor
+    xty: torch.Tensor
+    yy: float = 0.0
+    rows: int = 0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.xtx += x.T @ x
+        self.xty += x.T @ y
+        self.yy += float((y * y).sum())
+        self.rows += x.shape[0]
+
+    def relative_error(self, theta: torch.Tensor) -> float:
+        sse = (theta * (self.xtx @ theta)).sum() - 2 * (theta * self.xty).sum() + self.yy
+        return float(sse.clamp(min=0).sqrt() / max(self.yy, 1e-30) ** 0.5)
+
+
+def _conv_geometry(name: str, conv: nn.Conv2d) -> None:
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise AscendSlimError(f"{name}: reconstruction supports plain convs (groups 1, dilation 1, zero padding)")
+
+
+def patches(x: torch.Tensor, conv: nn.Conv2d, positions: torch.Tensor, out_width: int) -> torch.Tensor:
+    """im2col rows of one image ``x`` ``[C, H, W]`` at flat output ``positions``: ``[K, C*kh*kw + 1]`` float64,
+    channel-major like ``conv.weight.flatten(1)``, with a trailing column of ones."""
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    oy, ox = positions // out_width, positions % out_width
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        cols = x[:, oy, ox].T
+    else:
+        padded = F.pad(x, (pw, pw, ph, ph))
+        rows = (oy * sh)[:, None] + torch.arange(kh)
+        columns = (ox * sw)[:, None] + torch.arange(kw)
+        cols = padded[:, rows[:, :, None], columns[:, None, :]].permute(1, 0, 2, 3).reshape(len(positions), -1)
+    return torch.cat([cols.double(), torch.ones(len(positions), 1, dtype=torch.float64)], 1)
+
+
+def _load(item: ImageSource) -> np.ndarray:
+    return item if isinstance(item, np.ndarray) else read_image(item)
+
+
+def _layer_inputs(i: int, f: int | list[int]) -> list[int]:
+    """Indices of the layers layer ``i`` reads (-1: the image), in order."""
+    if i == 0:
+        return [-1]
+    sources = [f] if isinstance(f, int) else list(f)
+    return [j if j >= 0 else i + j for j in sources]
+
+
+def _run_layer(module: nn.Module, i: int, live: dict[int, torch.Tensor]) -> torch.Tensor:
+    idx = _layer_inputs(i, module.f)
+    x = live[idx[0]] if isinstance(module.f, int) or i == 0 else [live[j] for j in idx]
+    return module(x)
+
+
+class _Stream:
+    """Both networks' frontiers per batch of images, and passes over a layer from them."""
+
+    def __init__(self, original: YOLOv5, pruned: YOLOv5, images: Sequence[ImageSource], img_size: int,
+                 batch_size: int, cache_bytes: float) -> None:
+        self.models = (original, pruned)
+        self.images, self.img_size = images, img_size
+        self.batches = [range(s, min(s + batch_size, len(images))) for s in range(0, len(images), batch_size)]
+        n = len(original.model)
+        reads = [_layer_inputs(i, m.f) for i, m in enumerate(original.model)]
+        self.last_use = {j: max(k for k in range(n) if j in reads[k]) for j in range(-1, n - 1) if
+                         any(j in r for r in reads)}
+        sizes = self._output_sizes()
+        self.frontier_values = [sum(sizes[j] for j in self.live_after(i)) for i in range(n)]
+        biggest = max(self.frontier_values[1:], default=0) * len(images)
+        self.dtype = torch.float32 if biggest * 4 <= cache_bytes else torch.float16
+        self.cache_values = cache_bytes / torch.finfo(self.dtype).bits * 8
+        self.start = 0  # layers from here on are computed per pass; before it, ``frontier`` holds the outputs
+        self.frontier: list[tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]] = []
+
+    def live_after(self, i: int) -> list[int]:
+        """Layer outputs (-1: the image) still read by a layer after ``i``."""
+        return [j for j, last in self.last_use.items() if j <= i < last]
+
+    def _output_sizes(self) -> dict[int, int]:
+        """Values per image of every layer output, summed over both networks."""
+        sizes = {-1: 0}  # the image is re-read, never held
+        x = torch.zeros(1, 3, self.img_size, self.img_size)
+        for model in self.models:
+            live = {-1: x}
+            for i, module in enumerate(model.model[:-1]):
+                live[i] = _run_layer(module, i, live)
+                sizes[i] = sizes.get(i, 0) + live[i][0].numel()
+        return sizes
+
+    def _image_batch(self, batch: range) -> torch.Tensor:
+        tensor, _, _ = core.preprocess([_load(self.images[k]) for k in batch], (self.img_size, self.img_size),
+                                       dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(tensor))
+
+    def inputs(self, b: int, layer: int, which: int) -> dict[int, torch.Tensor]:
+        """Network ``which``'s (0 original, 1 pruned) live outputs before ``layer`` for batch ``b``, float32."""
+        if self.start == 0:
+            live = {-1: self._image_batch(self.batches[b])}
+        else:
+            live = {j: t.float() for j, t in self.frontier[b][which].items()}
+        model = self.models[which]
+        for i in range(self.start, layer):
+            live[i] = _run_layer(model.model[i], i, live)
+            live = {j: live[j] for j in self.live_after(i)}
+        return live
+
+    def holds(self, layer: int) -> bool:
+        """Whether the frontier after ``layer`` will be held (it fits; the last layer has none)."""
+        return layer < len(self.models[0].model) - 1 and \
+            self.frontier_values[layer] * len(self.images) <= self.cache_values
+
+    def advance(self, layer: int, original_outputs: list[torch.Tensor] | None) -> None:
+        """Hold the frontier after ``layer`` when it fits (``original_outputs``: the original's outputs of
+        ``layer`` per batch, already computed); otherwise keep computing from the current one."""
+        if not self.holds(layer):
+            return
+        keep = self.live_after(layer)
+        frontier = []
+        for b in range(len(self.batches)):
+            pair = []
+            for which in (0, 1):
+                live = self.inputs(b, layer, which)
+                out = original_outputs[b] if which == 0 and original_outputs else \
+                    _run_layer(self.models[which].model[layer], layer, live)
+                live[layer] = out
+                pair.append({j: live[j].to(self.dtype) for j in keep})
+            if self.frontier:
+                self.frontier[b] = tuple(pair)  # replaced batch by batch: the old and new never coexist whole
+            else:
+                frontier.append(tuple(pair))
+        self.frontier = self.frontier or frontier
+        self.start = layer + 1
+
+
+def _steps(convs: list[ConvCorrespondence], readers: dict[str, set[str]]) -> list[list[ConvCorrespondence]]:
+    """``convs`` of one layer in passes: each conv as late as its readers inside the layer allow (a conv is fitted
+    before anything that reads it), so a pass fits every conv whose input is final by then."""
+    names = [c.conv for c in convs]
+    depth: dict[str, int] = {}
+    for name in reversed(names):  # run order reversed: readers come first
+        depth[name] = 1 + max((depth[r] for r in readers[name] if r in depth), default=-1)
+    last = max(depth.values())
+    return [[c for c in convs if depth[c.conv] == d] for d in range(last, -1, -1)]
+
+
+def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, ConvCorrespondence],
+                images: Sequence[ImageSource], samples_per_image: int = 1024, ridge: float = 1e-2,
+                img_size: int = 640, batch_size: int = 8, cache_bytes: float = 1.0e9, seed: int = 0,
+                progress: bool = True) -> ReconstructionReport:
+    """Re-fit ``pruned`` (in place) to ``original`` on unlabelled ``images`` (paths or BGR arrays), letterboxed to
+    ``img_size`` square as ``eval`` feeds them; returns the per-conv errors.
+
+    ``correspondence`` is :func:`.correspondence.channel_correspondence` of the plan that made ``pruned``.
+    """
+    if not images:
+        raise AscendSlimError("reconstruction needs at least one image")
+    if samples_per_image < 1 or ridge < 0:
+        raise AscendSlimError(f"reconstruction needs samples per image >= 1 and ridge >= 0, got "
+                              f"{samples_per_image} and {ridge}")
+    start, cpu_start = time.perf_counter(), time.process_time()
+    modes = (original.training, pruned.training)
+    original.eval(), pruned.eval()
+    try:
+        with torch.no_grad():
+            stream = _Stream(original, pruned, images, img_size, batch_size, cache_bytes)
+            fits = _fit_all(stream, correspondence, samples_per_image, ridge, seed, progress)
+    finally:
+        original.train(modes[0]), pruned.train(modes[1])
+    return ReconstructionReport(fits, len(images), samples_per_image, ridge, img_size, str(stream.dtype).split(".")[-1],
+                                time.perf_counter() - start, time.process_time() - cpu_start)
+
+
+def _readers(correspondence: dict[str, ConvCorrespondence], sources: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    """Per conv, the convs that read its unit's output directly."""
+    readers: dict[str, set[str]] = {name: set() for name in correspondence}
+    for name, units in sources.items():
+        for unit in units:
+            readers[f"{unit}.conv"].add(name)
+    return readers
+
+
+def _fit_all(stream: _Stream, correspondence: dict[str, ConvCorrespondence], samples: int, ridge: float, seed: int,
+             progress: bool) -> list[LayerFit]:
+    original, pruned = stream.models
+    modules = (dict(original.named_modules()), dict(pruned.named_modules()))
+    readers = _readers(correspondence, {c.conv: c.sources for c in correspondence.values()})
+    fitted = [c for c in correspondence.values() if c.reads_features]
+    generator = torch.Generator().manual_seed(seed)
+    fits = []
+    with tqdm(total=len(fitted), desc="reconstruct", unit="conv", disable=not progress) as bar:
+        for layer in range(len(original.model)):
+            prefix = f"model.{layer}."
+            convs = [c for c in fitted if c.conv.startswith(prefix)]
+            targets, outputs = _original_pass(stream, layer, convs, modules[0], samples, generator)
+            for step in _steps(convs, readers) if convs else []:
+                fits += _fit_step(stream, layer, step, targets, modules, ridge)
+                bar.update(len(step))
+                bar.set_postfix(conv=step[-1].conv, before=f"{fits[-1].before:.3f}", after=f"{fits[-1].after:.3f}")
+            del targets
+            stream.advance(layer, outputs)
+    return fits
+
+
+Targets = dict[str, list[list[tuple[torch.Tensor, torch.Tensor, int]]]]  # conv -> batch -> image -> (pos, Y, width)
+
+
+def _original_pass(stream: _Stream, layer: int, convs: list[ConvCorrespondence], modules: dict[str, nn.Module],
+                   samples: int, generator: torch.Generator) -> tuple[Targets, list[torch.Tensor] | None]:
+    """The original's pre-BN outputs of ``convs`` at sampled positions (per batch and image), and its outputs of
+    ``layer`` per batch when they are cheap to keep for the frontier."""
+    targets: Targets = {c.conv: [] for c in convs}
+    by_name = {c.conv: c for c in convs}
+    current: dict[str, list] = {}
+
+    def capture(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            corr, per_image = by_name[name], []
+            height, width = out.shape[2:]
+            for y in out:
+                n = height * width
+                pos = torch.randperm(n, generator=generator)[:samples].sort().values if n > samples else torch.arange(n)
+                per_image.append((pos, y.flatten(1)[:, pos].index_select(0, corr.out_index).T.to(stream.dtype), width))
+            current[name] = per_image
+        return hook
+
+    keep_outputs = stream.holds(layer)
+    outputs = []
+    handles = [modules[c.conv].register_forward_hook(capture(c.conv)) for c in convs]
+    try:
+        for b in range(len(stream.batches)):
+            if not convs and not keep_outputs:
+                break
+            live = stream.inputs(b, layer, 0)
+            out = _run_layer(stream.models[0].model[layer], layer, live)
+            if keep_outputs:
+                outputs.append(out.to(stream.dtype))
+            for name in current:
+                targets[name].append(current[name])
+            current.clear()
+    finally:
+        for h in handles:
+            h.remove()
+    return targets, outputs if keep_outputs else None
+
+
+def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targets: Targets,
+              modules: tuple[dict[str, nn.Module], dict[str, nn.Module]], ridge: float) -> list[LayerFit]:
+    """One pass of the pruned network over ``layer`` accumulating the normal equations of ``step``'s convs
+    (their inputs are final), then the ridge solve of each."""
+    stats = {}
+    for c in step:
+        conv = modules[1][c.conv]
+        _conv_geometry(c.conv, conv)
+        d = conv.weight[0].numel() + 1
+        stats[c.conv] = _Stats(torch.zeros(d, d, dtype=torch.float64),
+                               torch.zeros(d, c.out_index.numel(), dtype=torch.float64))
+    batch = [0]
+    seen: set[str] = set()
+
+    def capture(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple) -> None:
+            rows, ys = [], []
+            for x, (pos, y, width) in zip(args[0], targets[name][batch[0]]):
+                rows.append(patches(x, module, pos, width))
+                ys.append(y.double())
+            stats[name].add(torch.cat(rows), torch.cat(ys))
+            seen.add(name)
+            if len(seen) == len(step):
+                raise _Stop
+        return hook
+
+    handles = [modules[1][c.conv].register_forward_pre_hook(capture(c.conv)) for c in step]
+    try:
+        for b in range(len(stream.batches)):
+            batch[0] = b
+            seen.clear()
+            with contextlib.suppress(_Stop):
+                _run_layer(stream.models[1].model[layer], layer, stream.inputs(b, layer, 1))
+    finally:
+        for h in handles:
+            h.remove()
+    return [_solve(c, stats[c.conv], modules, ridge) for c in step]
+
+
+def _solve(c: ConvCorrespondence, stats: _Stats, modules: tuple[dict[str, nn.Module], dict[str, nn.Module]],
+           ridge: float) -> LayerFit:
+    """Ridge-solve one conv toward its sliced original weights and write weights and bias into the pruned model."""
+    original_conv, conv = modules[0][c.conv], modules[1][c.conv]
+    d = stats.xtx.shape[0] - 1
+    if c.bn is None:
+        prior_bias, current_bias = original_conv.bias.double(), conv.bias.double()
+    else:
+        mean = modules[0][c.bn].running_mean.index_select(0, c.out_index).double()
+        prior_bias, current_bias = torch.zeros_like(mean), mean - modules[1][c.bn].running_mean.double()
+    prior = torch.cat([c.slice(original_conv.weight).flatten(1).T.double(), prior_bias[None]])
+    current = torch.cat([conv.weight.flatten(1).T.double(), current_bias[None]])
+    penalty = torch.zeros(d + 1, dtype=torch.float64)
+    penalty[:d] = ridge * float(stats.xtx.diagonal()[:d].mean())
+    theta = torch.linalg.solve(stats.xtx + torch.diag(penalty), stats.xty + penalty[:, None] * prior)
+    conv.weight.copy_(theta[:d].T.reshape(conv.weight.shape).to(conv.weight.dtype))
+    if c.bn is None:
+        conv.bias.copy_(theta[d].to(conv.bias.dtype))
+    else:
+        bn = modules[1][c.bn]
+        bn.running_mean.copy_((modules[0][c.bn].running_mean.index_select(0, c.out_index).double() - theta[d])
+                              .to(bn.running_mean.dtype))
+    return LayerFit(c.conv, stats.rows, stats.relative_error(current), stats.relative_error(theta))
