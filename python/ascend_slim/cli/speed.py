@@ -29,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from contextlib import ExitStack
 
-    from ..fileio import atomic_write_text, check_output_dir
+    from ..fileio import atomic_write_text, check_outputs
     from ..imageio import list_sources
     from ..speed import format_report, measure_speed, write_test_image
 
-    if args.json:
-        check_output_dir(Path(args.json).parent, "--json folder")
+    check_outputs([("--weights", args.weights), ("--source", args.source), ("--image-set", args.image_set)],
+                  files=[("--json", args.json)])
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         det = stack.enter_context(detector_from_args(args))
         stream_det = stack.enter_context(detector_from_args(args, num_threads=1)) if args.pipelined else None
