@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import AscendSlimError
+    from ..fileio import check_outputs
     from ..recipes.slim import SLIM_HYP, SlimConfig, slim
     from ..train.builder import next_run_dir
     from ..train.hyp import load_hyp
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             raise AscendSlimError("--weights and --data are required (or --resume a run)")
         if args.percent is None and args.target_latency is None:
             raise AscendSlimError("give --percent or --target-latency: how much to prune")
+        save_dir = next_run_dir(args.project, args.name, args.exist_ok)
+        check_outputs([("--weights", args.weights), ("--data", args.data), ("--hyp", args.hyp),
+                       ("--distill-images", args.distill_images)],
+                      folders=[("--project/--name", save_dir), ("--deploy", args.deploy)])
         hyp = load_hyp(args.hyp or SLIM_HYP)
         config = SlimConfig(
             weights=args.weights, data=args.data, classes=args.classes, train_split=args.train_split,
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             distill_images=args.distill_images, img_size=args.img, train_img_size=args.train_img or 0,
             batch_size=args.batch_size, optimizer=args.optimizer, sparsity_hyp=hyp, finetune_hyp=hyp,
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, deploy=args.deploy,
-            soc=args.soc, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
+            soc=args.soc, save_dir=str(save_dir))
         run_ = slim(config)
     report = run_.stages["report"].result
     m, lat = report["map"]["ap50_voc07"], report["latency"]

@@ -33,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import list_sources
     from ..speed import format_report, measure_speed, write_test_image
 
-    check_outputs([("--weights", args.weights), ("--source", args.source), ("--image-set", args.image_set)],
-                  files=[("--json", args.json)])
+    sources = list_sources(args.source, args.image_set) if args.source else []
+    check_outputs([("--weights", args.weights), ("--image-set", args.image_set),
+                   *(("--source", path) for path in sources)], files=[("--json", args.json)])
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         det = stack.enter_context(detector_from_args(args))
         stream_det = stack.enter_context(detector_from_args(args, num_threads=1)) if args.pipelined else None
-        if args.source:
-            paths, iters = list_sources(args.source, args.image_set), args.iters
+        if sources:
+            paths, iters = sources, args.iters
         else:
             paths, iters = [write_test_image(Path(tmp) / "synthetic_1280x720.jpg")], args.iters or 50
             print("no --source given: timing a synthetic 1280x720 JPEG")
