@@ -291,13 +291,12 @@ def unchanged(*names: str) -> Callable[[Env, Result], None]:
 
 
 def inputs(**named: Callable[[Env], Path]) -> Callable[[Env], dict[str, object]]:
-    """Input files under the temporary folder, each with an ``.orig`` copy for :func:`unchanged` (and ``voc``)."""
+    """Input files under the temporary folder, each with an ``.orig`` copy for :func:`unchanged`."""
     def make(env: Env) -> dict[str, object]:
-        out: dict[str, object] = {"voc": env.voc}
+        out: dict[str, object] = {}
         for key, build in named.items():
             path = build(env)
-            if path.is_file():
-                write(path.with_name(path.name + ".orig"), path.read_bytes())
+            write(path.with_name(path.name + ".orig"), path.read_bytes())
             out[key] = path
         return out
     return make
@@ -339,7 +338,7 @@ def training_checkpoint(where: str, epoch: int = 4) -> Callable[[Env], dict[str,
         path = env.tmp / where
         save_checkpoint(path, YOLOv5.from_yaml("yolov5n", nc=20), img_size=64, training={
             "epoch": epoch, "callbacks": {}, "config": {"data": str(env.voc), "save_dir": str(done)}})
-        return {"model": path, "voc": env.voc}
+        return {"model": path}
     return make
 
 
@@ -688,13 +687,13 @@ CASES: list[Case] = [
          bad_model_yaml(lambda cfg: cfg["backbone"][1].__setitem__(0, 7)),
          message=r"model yaml layer 1 .*: 'from' must be an earlier layer's index"),
     # report
-    Case("report-static-other-size", "Report", "`report --img 320` on a static 160 ONNX, `--compare` a .pt",
-         "the ONNX is measured at its own 160x160, the table has an input-size row and says the sizes differ, "
-         "no GFLOPs/latency ratio (was: 160 figures labelled @320, a 4x 'advantage')",
-         ("report", "--weights", "{model}", "--compare", "{pt}", "--img", "320", "--runs", "1"),
-         static_onnx(160), code=0, extra=stdout_says_all(
-             r"input size\s+160x160\s+320x320", r"(?m)GFLOPs at input size\s+[\d.]+\s+[\d.]+\s+-$",
-             r"note: A is a static ONNX model, measured at its own input size 160x160, not at 320",
+    Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
+         "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "
+         "no GFLOPs/latency ratio (was: 64 figures labelled @128, a 4x 'advantage')",
+         ("report", "--weights", "{model}", "--compare", "{pt}", "--img", "128", "--runs", "1"),
+         static_onnx(64), code=0, extra=stdout_says_all(
+             r"input size\s+64x64\s+128x128", r"(?m)GFLOPs at input size\s+[\d.]+\s+[\d.]+\s+-$",
+             r"note: A is a static ONNX model, measured at its own input size 64x64, not at 128",
              r"note: A and B run at different input sizes")),
     # the C++ core and model facts through the API
     Case("core-threads-40000", "API", "`core.postprocess` on 40,000 images with `num_threads=40000`",
