@@ -277,6 +277,97 @@ def whole_files_only(env: Env, result: Result) -> None:
     assert written and all(cv2.imread(str(p)) is not None for p in written)  # every file there is complete
 
 
+def copy_of(name: str, source: Callable[[Env], Path]) -> Callable[[Env], Path]:
+    return lambda env: write(env.tmp / name, source(env).read_bytes())
+
+
+def unchanged(*names: str) -> Callable[[Env, Result], None]:
+    """Each ``env.tmp/<name>`` still holds the bytes :func:`inputs` kept in ``<name>.orig``."""
+    def extra(env: Env, result: Result) -> None:
+        for name in names:
+            path = env.tmp / name
+            assert path.read_bytes() == (env.tmp / f"{name}.orig").read_bytes(), f"{name} was overwritten"
+    return extra
+
+
+def inputs(**named: Callable[[Env], Path]) -> Callable[[Env], dict[str, object]]:
+    """Input files under the temporary folder, each with an ``.orig`` copy for :func:`unchanged`."""
+    def make(env: Env) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, build in named.items():
+            path = build(env)
+            write(path.with_name(path.name + ".orig"), path.read_bytes())
+            out[key] = path
+        return out
+    return make
+
+
+def photos(env: Env) -> Path:
+    for name in ("bus", "zidane"):
+        write(env.tmp / "src" / f"{name}.jpg", (env.images / f"{name}.jpg").read_bytes())
+    return env.tmp / "src"
+
+
+def photos_intact(env: Env, result: Result) -> None:
+    for name in ("bus", "zidane"):
+        assert (env.tmp / "src" / f"{name}.jpg").read_bytes() == (env.images / f"{name}.jpg").read_bytes()
+
+
+def bad_model_yaml(change: Callable[[dict], None]) -> Callable[[Env], dict[str, object]]:
+    """The shipped yolov5n.yaml with one layer row broken by ``change``."""
+    def make(env: Env) -> dict[str, object]:
+        import yaml
+
+        from ascend_slim.model.spec import read_yaml
+
+        cfg = read_yaml("yolov5n")
+        change(cfg)
+        return {"model": write(env.tmp / "bad.yaml", yaml.safe_dump(cfg).encode())}
+    return make
+
+
+def training_checkpoint(where: str, epoch: int = 4) -> Callable[[Env], dict[str, object]]:
+    """An ascend-slim training checkpoint at ``env.tmp/<where>`` whose recorded run folder is ``env.tmp/done``, a
+    finished run with a 3-line results.csv (which a resume must never touch)."""
+    def make(env: Env) -> dict[str, object]:
+        from ascend_slim.model.checkpoint import save_checkpoint
+        from ascend_slim.model.yolo import YOLOv5
+
+        done = env.tmp / "done"
+        write(done / "results.csv", b"epoch,loss\n0,1.0\n1,0.9\n")
+        path = env.tmp / where
+        save_checkpoint(path, YOLOv5.from_yaml("yolov5n", nc=20), img_size=64, training={
+            "epoch": epoch, "callbacks": {}, "config": {"data": str(env.voc), "save_dir": str(done)}})
+        return {"model": path}
+    return make
+
+
+def other_run_untouched(env: Env, result: Result) -> None:
+    assert (env.tmp / "done" / "results.csv").read_bytes() == b"epoch,loss\n0,1.0\n1,0.9\n"
+    assert sorted(p.name for p in (env.tmp / "done").iterdir()) == ["results.csv"]
+
+
+def static_onnx(size: int) -> Callable[[Env], dict[str, object]]:
+    def make(env: Env) -> dict[str, object]:
+        from ascend_slim.export import export_onnx
+        from ascend_slim.model.checkpoint import load_weights
+
+        model, _ = load_weights(env.pt)
+        return {"model": export_onnx(model, env.tmp / f"static{size}.onnx", img_size=size)}
+    return make
+
+
+def stdout_says_all(*patterns: str) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        for pattern in patterns:
+            stdout_says(pattern)(env, result)
+    return check
+
+
+def hyp_file(text: str) -> Callable[[Env], dict[str, object]]:
+    return lambda env: {"hyp": write(env.tmp / "hyp.yaml", text.encode()), "voc": env.voc}
+
+
 # -- library calls ------------------------------------------------------------------------------------------
 def core_call(name: str, *args: object, **kwargs: object) -> Callable[[Env], object]:
     def call(env: Env) -> object:
@@ -284,6 +375,57 @@ def core_call(name: str, *args: object, **kwargs: object) -> Callable[[Env], obj
 
         return getattr(core, name)(*args, **kwargs)
     return call
+
+
+def core_result(name: str, args: tuple, check: Callable[[object], bool], **kwargs: object) -> Callable[[Env], object]:
+    """``core.<name>(*args, **kwargs)``, asserting ``check(result)``."""
+    def call(env: Env) -> object:
+        result = core_call(name, *args, **kwargs)(env)
+        assert check(result), result
+        return result
+    return call
+
+
+def decoded_rows(*xywh: tuple[float, float, float, float]) -> np.ndarray:
+    """``[1, K, 6]`` decoded rows (one class), objectness and class score 0.9."""
+    pred = np.full((1, len(xywh), 6), 0.9, np.float32)
+    pred[0, :, :4] = xywh
+    return pred
+
+
+def load_hyp_call(text: str) -> Callable[[Env], object]:
+    def call(env: Env) -> object:
+        from ascend_slim.train.hyp import load_hyp
+
+        hyp = load_hyp(write(env.tmp / "hyp.yaml", text.encode()))
+        assert hyp["lr0"] == 0.001 and hyp["weight_decay"] == 5e-4, hyp
+        return hyp
+    return call
+
+
+def unlabelled_split(env: Env) -> object:
+    """load_splits on a 3-image VOC trainval split whose annotations hold no object: a warning on stderr."""
+    import contextlib
+    import io
+    import re as re_
+
+    from ascend_slim.train.builder import load_splits
+    from ascend_slim.train.trainer import TrainConfig
+
+    year = env.tmp / "VOCdevkit" / "VOC2007"
+    for i in VOC_IDS:
+        xml = (env.voc / "VOC2007" / "Annotations" / f"{i}.xml").read_text()
+        write(year / "Annotations" / f"{i}.xml", re_.sub(r"<object>.*?</object>", "", xml, flags=re_.S).encode())
+        write(year / "JPEGImages" / f"{i}.jpg", (env.voc / "VOC2007" / "JPEGImages" / f"{i}.jpg").read_bytes())
+    write(year / "ImageSets" / "Main" / "trainval.txt", "".join(f"{i}\n" for i in VOC_IDS).encode())
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        splits = load_splits(TrainConfig(data=str(env.tmp / "VOCdevkit"), train_split="trainval",
+                                         val_split="trainval"))
+    assert len(splits[0]) == 3
+    assert re_.search(r"warning: no image of .* split 'trainval' has a labelled object", stderr.getvalue()), \
+        stderr.getvalue()
+    return splits
 
 
 def meta_call(**fields: object) -> Callable[[Env], object]:
@@ -296,6 +438,8 @@ def meta_call(**fields: object) -> Callable[[Env], object]:
 
 
 # -- the catalogue --------------------------------------------------------------------------------------------
+TRAIN = ("train", "--data", "{voc}", "--cfg", "yolov5n", "--img", "64", "--epochs", "1", "--workers", "0",
+         "--device", "cpu", "--project", "{out}")
 DETECT = ("detect", "--weights", "{onnx}", "--img", "320", "--source", "{src}", "--out", "{out}")
 DETECT_WITH = ("detect", "--weights", "{model}", "--img", "320", "--source", "{images}/bus.jpg", "--out", "{out}")
 EVAL = ("eval", "--weights", "{onnx}", "--img", "160", "--data", "{voc}", "--out", "{out}", "--plots", "")
@@ -455,6 +599,102 @@ CASES: list[Case] = [
          message=r"File too large: .*out/bus\.jpg$", runner="fsize"),
     Case("sigint", "Outputs", "Ctrl-C in the middle of detect", "exit 130: interrupted; every file written is whole",
          DETECT, links(400), code=130, message=r"^interrupted$", runner="sigint", extra=whole_files_only),
+    Case("checkpoint-full-disk", "Outputs", "a full disk while a checkpoint is written (`prune -o`, a 10 kB "
+         "file-size limit; `train` writes its epoch checkpoints through the same function)",
+         "exit 1: cannot write checkpoint ...: File too large (was: torch's RuntimeError traceback); no partial file",
+         ("prune", "--weights", "{pt}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
+         message=r"cannot write checkpoint .*out/p\.pt: File too large$", runner="fsize"),
+    Case("folder-named-jpg", "Images", "a folder named `sub.jpg` inside `--source`",
+         "left out with a note: a folder is not an image (was: exit 1, image not found)", DETECT,
+         lambda env: {"src": (env.tmp / "src" / "sub.jpg").mkdir(parents=True) or photos(env)}, code=0,
+         message=r"note: skipped 1 entry named like an image but not a file \(first: .*sub\.jpg\)",
+         outputs=("bus.jpg", "zidane.jpg")),
+    # outputs that name an input
+    Case("quantize-over-input", "Outputs over inputs", "`quantize --onnx m.onnx -o m.onnx`",
+         "exit 1 before any work: the output is the input (was: the float model replaced by the INT8 one)",
+         ("quantize", "--onnx", "{model}", "--calib", "{images}", "-o", "{model}"),
+         inputs(model=copy_of("m.onnx", lambda env: env.onnx)),
+         message=r"-o .*m\.onnx is the input --onnx .*m\.onnx: writing it would destroy the input",
+         extra=unchanged("m.onnx")),
+    Case("export-over-input-link", "Outputs over inputs", "`export --weights m.pt -o m.pt`, m.pt a symlink to the "
+         "checkpoint", "exit 1 before any work: paths are compared with symlinks followed (was: the checkpoint "
+         "replaced by an ONNX file)", ("export", "--weights", "{model}", "--img", "64", "-o", "{out}/../m.pt"),
+         lambda env: {"model": (env.tmp / "m.pt").symlink_to(env.pt) or env.tmp / "m.pt"},
+         message=r"-o .*m\.pt is the input --weights .*m\.pt: writing it would destroy the input"),
+    Case("report-json-over-input", "Outputs over inputs", "`report --weights m.pt --json m.pt`",
+         "exit 1 before any work (was: the checkpoint replaced by a 582-byte JSON)",
+         ("report", "--weights", "{model}", "--img", "64", "--runs", "1", "--json", "{model}"),
+         inputs(model=copy_of("m.pt", lambda env: env.pt)),
+         message=r"--json .*m\.pt is the input --weights .*m\.pt", extra=unchanged("m.pt")),
+    Case("detect-out-is-source", "Outputs over inputs", "`detect --source s --out s`",
+         "exit 1 before any work: the output folder holds the input photos (was: photos replaced by drawn copies)",
+         ("detect", "--weights", "{onnx}", "--img", "320", "--source", "{src}", "--out", "{src}"),
+         lambda env: {"src": photos(env)},
+         message=r"--out .*src holds the input --source .*src/bus\.jpg", extra=photos_intact),
+    Case("deploy-force-over-input", "Outputs over inputs", "`deploy --weights d/m.pt -o d --force`",
+         "exit 1 before any work (was: --force would replace the folder holding the weights)",
+         ("deploy", "--weights", "{model}", "--img", "64", "-o", "{bundle}", "--force"),
+         lambda env: {**inputs(model=copy_of("d/m.pt", lambda env: env.pt))(env), "bundle": env.tmp / "d"},
+         message=r"-o .*/d holds the input --weights .*d/m\.pt", extra=unchanged("d/m.pt")),
+    Case("two-outputs-one-path", "Outputs over inputs", "`report --json r --md r`", "exit 1 before any work",
+         ("report", "--weights", "{pt}", "--img", "64", "--runs", "1", "--json", "{out}/r", "--md", "{out}/r"),
+         message=r"--md .*out/r is also --json: give each output its own path"),
+    # training
+    Case("resume-copy-elsewhere", "Training", "`train --resume COPY.pt` with the copy outside a `weights/` folder",
+         "exit 1: resumes only `RUN/weights/last.pt`, in `RUN` (was: wrote into the run folder recorded inside, "
+         "cutting that finished run's results.csv)", ("train", "--resume", "{model}"),
+         training_checkpoint("copy.pt"),
+         message=r"cannot resume .*copy\.pt: a resumable checkpoint is <run>/weights/last\.pt",
+         extra=other_run_untouched),
+    Case("resume-epochs-too-few", "Training", "`train --resume .../last.pt --epochs 3` after 5 finished epochs",
+         "exit 1: names the epochs done (more --epochs than that extend the schedule; was: --epochs ignored)",
+         ("train", "--resume", "{model}", "--epochs", "3"), training_checkpoint("run/weights/last.pt", epoch=4),
+         message=r"--epochs 3: .*last\.pt has finished 5 epoch\(s\) already; give more than 5",
+         extra=other_run_untouched),
+    Case("finetune-resume-no-weights", "Training", "`finetune --resume X` without `--weights`",
+         "accepted: the resume goes on to check X (was: usage error, --weights required)",
+         ("finetune", "--resume", "{model}"), training_checkpoint("copy.pt"),
+         message=r"cannot resume .*copy\.pt: a resumable checkpoint"),
+    Case("resume-with-weights", "Training", "`finetune --resume X --weights W`",
+         "exit 1: --weights is not used with --resume (was: required, then ignored)",
+         ("finetune", "--resume", "{model}", "--weights", "{pt}"), training_checkpoint("run/weights/last.pt"),
+         message=r"--weights is not used with --resume"),
+    Case("train-read-only-project", "Training", "`train --project` in a folder that cannot be written",
+         "exit 1 before the data is read (was: after a full epoch)", (*TRAIN[:-1], "{out}/sub"),
+         lambda env: {"voc": env.voc}, message=r"output folder --project/--name .*out/sub/exp is not writable",
+         runner="readonly"),
+    Case("hyp-1e30", "Training", "hyp yaml `lr0: 1e30` (YAML 1.1 reads it as a string)",
+         "read as a number, then refused by its range (was: `must be a number`)", (*TRAIN, "--hyp", "{hyp}"),
+         hyp_file("lr0: 1e30\n"), message=r"hyp\.yaml: lr0=1e30 is outside \[1e-12, 10\]"),
+    Case("hyp-1e-3", "Training", "hyp yaml `lr0: 1e-3`, `weight_decay: 5e-4` (strings to YAML 1.1)",
+         "read as the numbers meant", call=load_hyp_call("lr0: 1e-3\nweight_decay: 5e-4\n")),
+    Case("no-labelled-objects", "Training", "a training split whose images hold no labelled object",
+         "a warning on stderr, then training goes on (was: silence)", call=unlabelled_split),
+    # model yaml
+    Case("yaml-repeat-word", "Model yaml", "a model yaml (`--cfg`, or as `--weights`) with repeat count `three`",
+         "exit 1 naming the layer row (was: TypeError traceback)",
+         ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
+         bad_model_yaml(lambda cfg: cfg["backbone"][2].__setitem__(1, "three")),
+         message=r"model yaml layer 2 .*: the repeat count must be a positive integer, got 'three'"),
+    Case("yaml-args-not-list", "Model yaml", "a model yaml whose layer args are `64`, not a list",
+         "exit 1 naming the layer row (was: 'int' object is not subscriptable)",
+         ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
+         bad_model_yaml(lambda cfg: cfg["backbone"][0].__setitem__(3, 64)),
+         message=r"model yaml layer 0 .*: args must be a list, got 64"),
+    Case("yaml-from-later-layer", "Model yaml", "a model yaml whose layer takes input from a later layer",
+         "exit 1 naming the layer row",
+         ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
+         bad_model_yaml(lambda cfg: cfg["backbone"][1].__setitem__(0, 7)),
+         message=r"model yaml layer 1 .*: 'from' must be an earlier layer's index"),
+    # report
+    Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
+         "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "
+         "no GFLOPs/latency ratio (was: 64 figures labelled @128, a 4x 'advantage')",
+         ("report", "--weights", "{model}", "--compare", "{pt}", "--img", "128", "--runs", "1"),
+         static_onnx(64), code=0, extra=stdout_says_all(
+             r"input size\s+64x64\s+128x128", r"(?m)GFLOPs at input size\s+[\d.]+\s+[\d.]+\s+-$",
+             r"note: A is a static ONNX model, measured at its own input size 64x64, not at 128",
+             r"note: A and B run at different input sizes")),
     # the C++ core and model facts through the API
     Case("core-threads-40000", "API", "`core.postprocess` on 40,000 images with `num_threads=40000`",
          "a correct result (threads are capped at the machine; was: abort, exit 134)",
@@ -472,6 +712,19 @@ CASES: list[Case] = [
          "ValueError: not a probability (was: accepted)",
          call=core_call("postprocess_decoded", np.full((1, 4, 7), 3.0, np.float32)), error=ValueError,
          message=r"pred: objectness 3 \(image 0, row 0\) is not a probability in \[0, 1\]"),
+    Case("core-nms-nan-box", "API", "`core.nms` given a box with a NaN coordinate (the highest score)",
+         "dropped (was: kept)", call=core_result(
+             "nms", (np.array([[0, 0, 10, 10], [np.nan, 0, 10, 10]], np.float32), np.array([0.5, 0.9], np.float32),
+                     np.zeros(2, np.int64)), lambda keep: keep.tolist() == [0])),
+    Case("core-nms-inverted", "API", "`core.nms` given two identical boxes written (x2, y2, x1, y1)",
+         "both dropped: inverted corners are not a box (was: both kept, IoU 0)", call=core_result(
+             "nms", (np.array([[10, 10, 0, 0], [10, 10, 0, 0], [0, 0, 5, 5]], np.float32),
+                     np.array([0.9, 0.8, 0.5], np.float32), np.zeros(3, np.int64)),
+             lambda keep: keep.tolist() == [2])),
+    Case("core-decoded-negative-wh", "API", "`core.postprocess_decoded` given a row with width -10",
+         "the row is dropped (was: turned into an inverted box)", call=core_result(
+             "postprocess_decoded", (decoded_rows((50, 50, -10, 20), (50, 50, 10, 20)),),
+             lambda dets: len(dets[0]) == 1 and dets[0][0, :4].tolist() == [45, 40, 55, 60])),
     Case("meta-api", "API", "`ModelMeta(names=['a', 'b'], strides=[8, -16, 32], ...)`",
          "AscendSlimError naming `strides`", call=meta_call(strides=[8, -16, 32]),
          error=AscendSlimError, message=r"strides must be a list of positive numbers, got \[8, -16, 32\]"),

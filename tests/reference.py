@@ -75,10 +75,16 @@ def _select(obj: np.ndarray, cls_values: np.ndarray, prob, conf: float, multi_la
     return rows, cls[rows], score[rows]
 
 
+def usable(boxes: np.ndarray) -> np.ndarray:
+    """The core's one box rule: finite corners with x1 <= x2 and y1 <= y2 (zero size allowed)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(boxes).all(1) & (boxes[:, 0] <= boxes[:, 2]) & (boxes[:, 1] <= boxes[:, 3])
+
+
 def _candidates(corners: np.ndarray, score: np.ndarray, cls: np.ndarray):
     boxes = corners.astype(np.float32)
     score = score.astype(np.float32)
-    ok = np.isfinite(boxes).all(1) & np.isfinite(score)
+    ok = usable(boxes) & np.isfinite(score)
     return boxes[ok], score[ok], cls[ok].astype(np.int64)
 
 
@@ -153,7 +159,7 @@ def _greedy(boxes: np.ndarray, iou_thres: float, limit: int | None) -> list[int]
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: float = 0.45,
         max_det: int | None = 300, agnostic: bool = False, max_nms: int | None = MAX_NMS) -> np.ndarray:
     """Indices kept, highest score first (stable on ties), per-class greedy NMS."""
-    order = np.nonzero(~np.isnan(scores))[0]
+    order = np.nonzero(~np.isnan(scores) & usable(np.asarray(boxes, np.float32).reshape(-1, 4)))[0]
     order = order[np.argsort(-scores[order], kind="stable")][:max_nms]
     groups = [np.arange(len(order))] if agnostic else [
         np.nonzero(classes[order] == c)[0] for c in np.unique(classes[order])]

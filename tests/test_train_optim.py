@@ -39,7 +39,15 @@ def test_hyp_yaml_overrides_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(AscendSlimError, match=r"fliplr=1.5 is outside \[0, 1\]"):
         load_hyp(path)
     path.write_text("lr0: fast\n")
-    with pytest.raises(AscendSlimError, match="lr0 must be a number"):
+    with pytest.raises(AscendSlimError, match="lr0 must be a finite number"):
+        load_hyp(path)
+    path.write_text("lr0: 1e-3\nwarmup_epochs: .nan\n")  # YAML 1.1 reads 1e-3 as a string: still a number
+    with pytest.raises(AscendSlimError, match="warmup_epochs must be a finite number"):
+        load_hyp(path)
+    path.write_text("lr0: 1e-3\nmomentum: '0.9'\n")
+    assert load_hyp(path)["lr0"] == 0.001 and load_hyp(path)["momentum"] == 0.9
+    path.write_text("lr0: 1e30\n")
+    with pytest.raises(AscendSlimError, match=r"lr0=1e30 is outside"):
         load_hyp(path)
     path.write_text("- lr0\n")
     with pytest.raises(AscendSlimError, match="must be a mapping"):

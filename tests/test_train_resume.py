@@ -61,7 +61,12 @@ def runs(tiny_voc: Path, yolov5n_pt: Path, tmp_path_factory: pytest.TempPathFact
     with pytest.raises(Interrupted):
         cut.fit()
     assert load_training_state(cut.last_path)["epoch"] == 1
+    longer = resume_trainer(cut.last_path, epochs=6)  # --epochs with --resume: the schedule is recomputed
+    assert (longer.epochs, longer.start_epoch, longer.schedule.epochs) == (6, 2, 6)
+    with pytest.raises(AscendSlimError, match=r"--epochs 2: .* has finished 2 epoch\(s\) already"):
+        resume_trainer(cut.last_path, epochs=2)
     resumed = resume_trainer(cut.last_path)
+    assert longer.schedule.lr_factor(2) > resumed.schedule.lr_factor(2)  # the longer schedule decays slower
     assert resumed.start_epoch == 2
     resumed.fit()
     return {"full": root / "full", "cut": root / "cut"}

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "ascend_slim/half.hpp"
+#include "ascend_slim/nms.hpp"
 #include "ascend_slim/simd.hpp"
 
 namespace ascend_slim {
@@ -66,11 +67,12 @@ int64_t argmax(const float* v, int64_t n) {
 inline float load(const float* p, int64_t i) { return p[i]; }
 inline float load(const uint16_t* p, int64_t i) { return half_to_float(p[i]); }
 
-// Stores the corners as float; false when any is not finite (NaN input, or beyond the float range).
+// Stores the corners as float; false when the box is not usable_box (a NaN input, beyond the float range, or
+// a negative width or height from decoded rows).
 inline bool set_corners(Box& b, double x1, double y1, double x2, double y2) {
     b.x1 = static_cast<float>(x1), b.y1 = static_cast<float>(y1);
     b.x2 = static_cast<float>(x2), b.y2 = static_cast<float>(y2);
-    return std::isfinite(b.x1) && std::isfinite(b.y1) && std::isfinite(b.x2) && std::isfinite(b.y2);
+    return usable_box(b.x1, b.y1, b.x2, b.y2);
 }
 
 // Scores beyond the float range (only from out-of-range decoded rows) are not candidates.

@@ -78,12 +78,13 @@ void greedy_group(const std::vector<float>& x1, const std::vector<float>& y1, co
 
 std::vector<int64_t> nms(const float* boxes, int64_t box_stride, const float* scores, int64_t score_stride,
                          const int64_t* classes, int64_t n, const NmsParams& params) {
-    // Rank: descending score, stable; NaN scores dropped.
+    // Rank: descending score, stable; NaN scores and unusable boxes dropped.
     std::vector<Keyed> order, scratch;
     order.reserve(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
         const float s = scores[i * score_stride];
-        if (!std::isnan(s)) order.push_back({descending_key(s), i});
+        const float* b = boxes + i * box_stride;
+        if (!std::isnan(s) && usable_box(b[0], b[1], b[2], b[3])) order.push_back({descending_key(s), i});
     }
     radix_sort(order, scratch);
     if (params.max_nms >= 0 && static_cast<int64_t>(order.size()) > params.max_nms) order.resize(params.max_nms);

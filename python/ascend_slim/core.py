@@ -20,6 +20,11 @@ Decode: ``xy = (2 sigmoid(t) - 0.5 + grid) * stride``, ``wh = (2 sigmoid(t))^2 *
 use double-precision sigmoids, after a cheap test of the raw logit against ``logit(threshold)``. Cells with a
 NaN logit never yield a box, and infinite or huge logits give finite boxes. Scores sort descending; equal
 scores keep candidate order (head, anchor, row, column, class).
+
+Boxes, one rule in every entry point (``nms``, ``postprocess``, ``postprocess_decoded``): a box is kept only
+with four finite corners and ``x1 <= x2``, ``y1 <= y2`` (zero width or height allowed). A box with a NaN or
+infinite coordinate, inverted corners (``x2 < x1``) or a negative decoded width or height is dropped, never
+normalised into a different box.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: f
     ``2**53`` for float64); other values raise ``ValueError`` rather than being truncated. Only boxes of one
     class suppress each other unless ``agnostic``; a box goes when its IoU with a kept box is ``> iou_thres``.
     At most ``max_nms`` top-scoring boxes enter and ``max_det`` are kept (``None``: no cap). Boxes with a NaN
-    score are dropped.
+    score, a non-finite coordinate or inverted corners are dropped (the module's box rule).
     """
     return _core.nms(boxes, scores=scores, classes=classes, iou_thres=iou_thres, max_det=max_det, max_nms=max_nms,
                      agnostic=agnostic)
@@ -125,6 +130,7 @@ def postprocess_decoded(pred: np.ndarray, conf_thres: float = 0.25, iou_thres: f
 
     Objectness (every row) and class scores (rows whose objectness passes ``obj_thres``) must be
     probabilities in ``[0, 1]`` (NaN never passes); anything else raises ``ValueError``, as it means logits.
+    Rows with a negative width or height, or non-finite coordinates, are dropped (the module's box rule).
     """
     return _core.postprocess_decoded(pred, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                      multi_label=multi_label, agnostic=agnostic, classes=classes, mode=mode,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,6 +77,48 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise AscendSlimError(f"{what} {path} is not writable ({probe}): choose another folder")
     return path
+
+
+Named = Iterable[tuple[str, "str | Path | None"]]  # (what, path) pairs, e.g. ("--onnx", "m.onnx"); None: absent
+
+
+def check_outputs(inputs: Named, files: Named = (), folders: Named = ()) -> None:
+    """Before any work: refuse an output that would overwrite an input, or that cannot be written.
+
+    ``inputs`` are the files and folders a command reads, ``files`` and ``folders`` what it writes. Paths are
+    compared resolved (symlinks followed). An output file may not be an input, nor an existing file inside an
+    input folder; an output folder may not be an input folder nor hold an input anywhere inside it (a command
+    replaces files there by its own names). Two outputs may not be one path. Every output's folder must be
+    writable (:func:`check_output_dir`). Raises AscendSlimError naming both paths.
+    """
+    read = [(what, Path(path), Path(os.path.realpath(path))) for what, path in inputs if path]
+    written: dict[Path, str] = {}
+    for kind, outputs in (("file", files), ("folder", folders)):
+        for what, path in outputs:
+            if not path:
+                continue
+            real = Path(os.path.realpath(path))
+            if real in written:
+                raise AscendSlimError(f"{what} {path} is also {written[real]}: give each output its own path")
+            written[real] = what
+            for in_what, in_path, in_real in read:
+                _refuse_overlap(kind, what, Path(path), real, in_what, in_path, in_real)
+            if kind == "folder":
+                check_output_dir(path, f"output folder {what}")
+            else:
+                check_output_dir(Path(path).parent, f"{what} folder")
+
+
+def _refuse_overlap(kind: str, what: str, path: Path, real: Path, in_what: str, in_path: Path, in_real: Path) -> None:
+    if real == in_real:
+        raise AscendSlimError(f"{what} {path} is the input {in_what} {in_path}: writing it would destroy the "
+                              "input; choose another output path")
+    if kind == "file" and in_real.is_dir() and real.is_relative_to(in_real) and real.exists():
+        raise AscendSlimError(f"{what} {path} would overwrite a file of the input folder {in_what} {in_path}; "
+                              "choose a path outside it")
+    if kind == "folder" and in_real.is_relative_to(real):
+        raise AscendSlimError(f"{what} {path} holds the input {in_what} {in_path}, which writing there could "
+                              "overwrite; choose another folder")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -168,7 +169,8 @@ def list_sources(source: str | Path, image_set: str | Path | None = None, suffix
     """Expand a source into image paths.
 
     ``source`` is an image file, a folder (all images in it, sorted) or a glob pattern. With ``image_set``,
-    ``source`` must be a folder and the result is ``<source>/<id><suffix>`` for every listed id.
+    ``source`` must be a folder and the result is ``<source>/<id><suffix>`` for every listed id. A folder with an
+    image's name (``sub.jpg/``) is not an image: it is left out with a note on stderr.
     """
     source_path = Path(source)
     if image_set is not None:
@@ -185,15 +187,24 @@ def list_sources(source: str | Path, image_set: str | Path | None = None, suffix
     if source_path.is_file():
         return [source_path]
     if source_path.is_dir():
-        paths = sorted(p for p in source_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = _files_only(sorted(p for p in source_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         if not paths:
             raise AscendSlimError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {source_path}")
         return paths
-    matches = sorted(Path(p) for p in glob.glob(str(source), recursive=True)
-                     if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    matches = _files_only(sorted(Path(p) for p in glob.glob(str(source), recursive=True)
+                                 if Path(p).suffix.lower() in IMAGE_SUFFIXES))
     if not matches:
         raise AscendSlimError(f"source not found: {source} is not an image, a folder or a matching glob")
     return matches
+
+
+def _files_only(paths: list[Path]) -> list[Path]:
+    """``paths`` without folders (and other non-files), which are named in a note on stderr."""
+    others = [p for p in paths if not p.is_file()]
+    if others:
+        print(f"note: skipped {len(others)} entr{'y' if len(others) == 1 else 'ies'} named like an image but not a "
+              f"file (first: {others[0]})", file=sys.stderr)
+    return [p for p in paths if p.is_file()]
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:

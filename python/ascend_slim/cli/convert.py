@@ -20,8 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..ascend.atc import convert
+    from ..fileio import check_outputs
 
-    output = args.output or str(Path(args.onnx).with_suffix(""))
+    output = str(args.output or Path(args.onnx).with_suffix("")).removesuffix(".om")
+    check_outputs([("--onnx", args.onnx), ("--aipp", args.aipp)], files=[("-o", f"{output}.om")])
     om = convert(args.onnx, output, args.soc, None if args.no_aipp else args.aipp)
     print(f"converted {args.onnx} -> {om}")
     return 0

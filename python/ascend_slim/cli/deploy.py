@@ -35,13 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..ascend.bundle import default_files, deploy, write_files
     from ..ascend.postprocess_cfg import Thresholds
+    from ..fileio import check_outputs
     from ..weights import resolve_weights
 
     if args.write_defaults:
         for path in write_files(args.write_defaults, default_files()):
             print(path)
         return 0
-    out = deploy(resolve_weights(args.weights), args.out, img_size=args.img, soc=args.soc, classes=args.classes,
+    weights = resolve_weights(args.weights)
+    check_outputs([("--weights", weights)], folders=[("-o", args.out)])
+    out = deploy(weights, args.out, img_size=args.img, soc=args.soc, classes=args.classes,
                  detect=Thresholds(args.conf_thres, args.conf_thres, args.iou_thres),
                  evaluate=Thresholds(args.eval_conf_thres, args.eval_conf_thres, args.iou_thres),
                  name=args.name, force=args.force)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .args import add_model_args, detector_from_args
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.yolo_txt import format_yolo_lines
     from ..drawing import draw_detections
-    from ..fileio import atomic_write_text, check_output_dir
+    from ..fileio import atomic_write_text, check_outputs
     from ..imageio import list_sources, unique_stems, write_image
 
     paths = list_sources(args.source, args.image_set)
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
               f"suffix ({renamed[0][0]} -> {renamed[0][1]})", file=sys.stderr)
     classes = args.classes.split(",") if args.classes else None
     writes = not args.nosave or args.save_txt
-    out = check_output_dir(args.out) if writes else None
+    out = Path(args.out) if writes else None
+    check_outputs([("--source", path) for path in paths], folders=[("--out", out)])
     with detector_from_args(args, classes=classes) as det:
         counts: dict[str, int] = {}
         stream = det.stream(paths, workers=args.workers, keep_images=not args.nosave)

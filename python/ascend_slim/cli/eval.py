@@ -42,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_file, score_detections
     from ..evaluation.detfiles import read_det_files, unknown_image_ids, write_det_files
     from ..evaluation.report import format_table, write_json
-    from ..fileio import check_output_dir
+    from ..fileio import check_outputs
 
-    for folder, what in ((args.out, "--out"), (args.plots, "--plots"),
-                         (Path(args.json).parent if args.json else None, "--json folder")):
-        if folder:
-            check_output_dir(folder, what)
+    check_outputs([("--weights", None if args.from_txt else args.weights), ("--data", args.data),
+                   ("--from-txt", args.from_txt)], files=[("--json", args.json)],
+                  folders=[("--out", None if args.from_txt else args.out), ("--plots", args.plots)])
     ds = load_voc(args.data, year=args.year, split=args.split, class_names=VOC_CLASSES, strict=args.strict)
     split = f"VOC{args.year} {args.split}"
     skipped: list[tuple[str, str]] = []

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import AscendSlimError
     from ..export import export_onnx
-    from ..fileio import check_output_dir
+    from ..fileio import check_outputs
     from ..model.remap import load_for_classes
     from ..weights import resolve_weights
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     out = Path(args.output or weights.with_suffix(".onnx").name)
-    check_output_dir(out.parent)
+    check_outputs([("--weights", weights)], files=[("-o", out)])
     model, _ = load_for_classes(weights, args.classes)
     export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
                 dynamic=args.dynamic)

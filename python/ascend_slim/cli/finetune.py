@@ -14,4 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train.add_arguments(p, finetune=True)
 
 
-run = train.run
+def run(args: argparse.Namespace) -> int:
+    from ..errors import AscendSlimError
+
+    if not args.weights and not args.resume:
+        raise AscendSlimError("--weights is required: the checkpoint to finetune (or --resume a run)")
+    return train.run(args)

@@ -101,7 +101,7 @@ def _magnitude(args: argparse.Namespace, model) -> tuple[object, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import AscendSlimError
-    from ..fileio import atomic_write_text, check_output_dir
+    from ..fileio import atomic_write_text, check_outputs
     from ..model.checkpoint import save_checkpoint
 
     goals = [g for g in ("percent", "target_flops", "target_latency") if getattr(args, g) is not None]
@@ -111,9 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise AscendSlimError("--amount is for --method magnitude; channel pruning takes --percent or a target")
     if args.method != "magnitude" and not goals:
         raise AscendSlimError(f"--method {args.method} needs one of --percent, --target-flops, --target-latency")
-    for path, what in ((args.output, "-o folder"), (args.report, "--report folder")):
-        if path:
-            check_output_dir(Path(path).parent, what)
+    check_outputs([("--weights", args.weights)], files=[("-o", args.output), ("--report", args.report)])
     if args.cfg:
         print(f"note: --cfg {args.cfg} is ignored: the architecture comes from --weights")
     model = _load(args.weights, args.classes)

@@ -39,16 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import check_output_dir
+    from ..fileio import check_outputs
     from ..quant.amct import write_amct_config
     from ..quant.calibration import folder_images, voc_images
     from ..quant.static import quantize_model
 
     onnx_path = Path(args.onnx)
     out = Path(args.output) if args.output else onnx_path.with_name(f"{onnx_path.stem}.int8.onnx")
-    check_output_dir(out.parent)
-    if args.amct_config:
-        check_output_dir(Path(args.amct_config).parent, "--amct-config folder")
+    check_outputs([("--onnx", onnx_path), ("--calib", args.calib), ("--calib-data", args.calib_data)],
+                  files=[("-o", out), ("--amct-config", args.amct_config)])
     if args.calib:
         images, source = folder_images(args.calib, args.num_images), args.calib
     else:

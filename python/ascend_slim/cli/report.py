@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from .args import image_size, iteration_count
 
@@ -25,12 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_write_text, check_output_dir
+    from ..fileio import atomic_write_text, check_outputs
     from ..report.compare import compare_models
 
-    for path, what in ((args.json, "--json folder"), (args.md, "--md folder")):
-        if path:
-            check_output_dir(Path(path).parent, what)
+    check_outputs([("--weights", args.weights), ("--compare", args.compare), ("--data", args.data)],
+                  files=[("--json", args.json), ("--md", args.md)])
     result = compare_models(args.weights, args.compare, img_size=args.img, data=args.data, split=args.split,
                             runs=args.runs)
     print(result.format_table())

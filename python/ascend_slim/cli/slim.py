@@ -104,13 +104,18 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train: idle OpenMP threads sleep on a busy machine
+    from ..fileio import check_outputs
     from ..recipes.slim import SlimRun
 
     if args.resume:
         folder = Path(args.project) / args.name if args.resume is True else Path(args.resume)
         run_ = SlimRun.resume(folder).run()
     else:
-        run_ = SlimRun.create(config_from_args(args)).run()
+        config = config_from_args(args)
+        check_outputs([("--weights", args.weights), ("--data", args.data), ("--hyp", args.hyp),
+                       ("--distill-images", args.distill_images)],
+                      folders=[("--project/--name", config.save_dir), ("--deploy", args.deploy)])
+        run_ = SlimRun.create(config).run()
     report = run_.result("report")
     m, lat = report.map["ap50_voc07"], report.latency
     print(f"mAP@0.5 (VOC07) {m['original']:.4f} -> {m['final']:.4f} ({m['change_points']:+.2f} points); "

@@ -29,17 +29,18 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from contextlib import ExitStack
 
-    from ..fileio import atomic_write_text, check_output_dir
+    from ..fileio import atomic_write_text, check_outputs
     from ..imageio import list_sources
     from ..speed import format_report, measure_speed, write_test_image
 
-    if args.json:
-        check_output_dir(Path(args.json).parent, "--json folder")
+    sources = list_sources(args.source, args.image_set) if args.source else []
+    check_outputs([("--weights", args.weights), ("--image-set", args.image_set),
+                   *(("--source", path) for path in sources)], files=[("--json", args.json)])
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         det = stack.enter_context(detector_from_args(args))
         stream_det = stack.enter_context(detector_from_args(args, num_threads=1)) if args.pipelined else None
-        if args.source:
-            paths, iters = list_sources(args.source, args.image_set), args.iters
+        if sources:
+            paths, iters = sources, args.iters
         else:
             paths, iters = [write_test_image(Path(tmp) / "synthetic_1280x720.jpg")], args.iters or 50
             print("no --source given: timing a synthetic 1280x720 JPEG")

@@ -14,6 +14,7 @@ from .args import fraction, image_size, int_range
 epoch_count = int_range(1, 100_000)
 total_batch_size = int_range(1, 4096)
 loader_workers = int_range(0, 256)
+DEFAULT_EPOCHS = 100
 
 NAME = "train"
 HELP = "train a YOLOv5 (from official weights, a checkpoint or a yaml) with YOLOv5's loss and schedule"
@@ -26,9 +27,9 @@ def _cache(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
-    """The train flags; ``finetune`` (the finetune command) requires --weights and drops --cfg and --classes."""
+    """The train flags; ``finetune`` (the finetune command) drops --cfg and --classes."""
     p.add_argument("--data", help="a VOCdevkit folder or an Ultralytics data yaml (path/train/val/names)")
-    p.add_argument("--weights", required=finetune, default="",
+    p.add_argument("--weights", default="",
                    help="initial weights: an official YOLOv5 .pt or an ascend-slim checkpoint (e.g. a pruned one)")
     if not finetune:
         p.add_argument("--cfg", default="", help="model yaml (shipped name such as yolov5n, or a path): train from "
@@ -36,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser, finetune: bool = False) -> None:
         p.add_argument("--classes", choices=("voc", "coco"), default="",
                        help="remap a COCO model to this class set first (exact head slicing)")
     p.add_argument("--hyp", help="YOLOv5 hyperparameter yaml (default: hyp.scratch-low values)")
-    p.add_argument("--epochs", type=epoch_count, default=100)
+    p.add_argument("--epochs", type=epoch_count, default=None,
+                   help=f"epochs in all (default {DEFAULT_EPOCHS}; with --resume: the run's schedule, "
+                        "lengthened or shortened, is recomputed to end there)")
     p.add_argument("--batch-size", type=total_batch_size, default=16, help="total batch size over all processes")
     p.add_argument("--img", "--img-size", "--imgsz", dest="img", type=image_size, default=640,
                    help="train and validation image size in pixels (default 640)")
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import AscendSlimError
+    from ..fileio import check_output_dir, check_outputs
     from ..model.checkpoint import load_training_state
     from ..recipes.callbacks import training_callbacks  # also registers them for restore_callbacks
     from ..train.builder import build_trainer, latest_checkpoint, next_run_dir, resume_trainer
@@ -86,17 +90,26 @@ def run(args: argparse.Namespace) -> int:
     from ..train.hyp import load_hyp
 
     if args.resume:
+        if args.weights:
+            raise AscendSlimError("--weights is not used with --resume: the run continues from its checkpoint")
         checkpoint = latest_checkpoint(args.project) if args.resume is True else args.resume
-        trainer = resume_trainer(checkpoint, restore_callbacks(load_training_state(checkpoint)["callbacks"]))
+        trainer = resume_trainer(checkpoint, restore_callbacks(load_training_state(checkpoint)["callbacks"]),
+                                 epochs=args.epochs)
+        check_output_dir(trainer.save_dir, "run folder")
     else:
         if not args.data:
             raise AscendSlimError("--data is required: a VOCdevkit folder or an Ultralytics data yaml")
+        save_dir = next_run_dir(args.project, args.name, args.exist_ok)
+        check_outputs([("--weights", args.weights), ("--data", args.data), ("--hyp", args.hyp),
+                       ("--cfg", getattr(args, "cfg", "")), ("--distill", args.distill),
+                       ("--distill-images", args.distill_images)], folders=[("--project/--name", save_dir)])
         config = TrainConfig(
             data=args.data, weights=args.weights, cfg=getattr(args, "cfg", ""), classes=getattr(args, "classes", ""),
-            train_split=args.train_split, val_split=args.val_split, cache=args.cache, epochs=args.epochs,
+            train_split=args.train_split, val_split=args.val_split, cache=args.cache,
+            epochs=args.epochs or DEFAULT_EPOCHS,
             batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
-            noval=args.noval, amp=args.amp, save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
+            noval=args.noval, amp=args.amp, save_dir=str(save_dir))
         trainer = build_trainer(config, training_callbacks(
             sparsity=getattr(args, "sparsity", 0.0), sparsity_decay=getattr(args, "sparsity_decay", 0.9),
             sparsity_beta=getattr(args, "sparsity_beta", 0.0), distill=args.distill,

@@ -9,12 +9,13 @@ size, history) and load with ``torch.load(weights_only=True)``. A training check
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
 from ..errors import AscendSlimError
-from ..fileio import atomic_output
+from ..fileio import atomic_write_bytes
 from .safe_pickle import PickledObject, read_checkpoint
 from .ultralytics_import import import_ultralytics
 from .yolo import YOLOv5
@@ -75,9 +76,23 @@ def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, histor
     }
     if training is not None:
         ckpt["training"] = training
-    with atomic_output(path) as tmp:
-        torch.save(ckpt, tmp)
+    write_checkpoint(path, ckpt)
     return path
+
+
+def write_checkpoint(path: str | Path, ckpt: dict) -> None:
+    """``torch.save(ckpt)`` to ``path`` atomically: the one checkpoint writer of the package.
+
+    torch's zip writer reports a failed write as a RuntimeError without the OS's reason, so the checkpoint is
+    serialised in memory and written by Python: a full disk or a file-size limit becomes an AscendSlimError
+    naming ``path`` and the reason ("No space left on device", "File too large"), and no partial file stays.
+    """
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getbuffer())
+    except OSError as exc:
+        raise AscendSlimError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
 def load_training_state(path: str | Path) -> dict:

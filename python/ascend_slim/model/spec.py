@@ -62,6 +62,64 @@ def _anchor_rows(anchors: Any, nl: int) -> list[list[list[float]]]:
     return [[[float(a[j]), float(a[j + 1])] for j in range(0, len(a), 2)] for a in anchors]
 
 
+_ARG_TYPES = {  # the leading args each module needs: (name, accepted types); later args are optional
+    "Conv": (("channels", int),), "Focus": (("channels", int),), "C3": (("channels", int),),
+    "SPPF": (("channels", int),), "SPP": (("channels", int),), "Upsample": (("size", (type(None), int, str)),
+                                                                         ("scale", (int, float)), ("mode", str)),
+    "Concat": (), "Detect": (("nc", (int, str)), ("anchors", (int, str, list))),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_row(i: int, entry: Any) -> tuple[Any, int, str, list]:
+    """A layer row ``[from, number, module, args]`` with every field's type checked (AscendSlimError naming the
+    row and the field otherwise)."""
+    def bad(what: str) -> AscendSlimError:
+        return AscendSlimError(f"model yaml layer {i} {entry!r}: {what}")
+
+    if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+        raise AscendSlimError(f"model yaml layer {i} is not [from, number, module, args]: {entry!r}")
+    f, n, m, args = entry
+    sources = f if isinstance(f, list) else [f]
+    if not sources or not all(_is_int(x) and -(i + 1) <= x < i for x in sources):  # -1 at layer 0: the image
+        raise bad(f"'from' must be an earlier layer's index (or a list of them), got {f!r}")
+    if not _is_int(n) or n < 1:
+        raise bad(f"the repeat count must be a positive integer, got {n!r}")
+    if not isinstance(m, str):
+        raise bad(f"the module must be a name such as Conv, got {m!r}")
+    m = m.removeprefix("nn.")
+    if m not in _ARG_TYPES:
+        raise bad(f"module {m!r} is not supported by ascend-slim")
+    if not isinstance(args, list):
+        raise bad(f"args must be a list, got {args!r}")
+    for j, (name, kinds) in enumerate(_ARG_TYPES[m]):
+        if j >= len(args) or isinstance(args[j], bool) or not isinstance(args[j], kinds):
+            raise bad(f"{m} args[{j}] ({name}) must be {_kind_names(kinds)}, got "
+                      f"{args[j] if j < len(args) else 'nothing'!r}")
+    if m in ("Conv", "Focus", "C3", "SPPF", "SPP") and args[0] < 1:
+        raise bad(f"{m} channels must be positive, got {args[0]!r}")
+    if m in ("Conv", "Focus") and not all(_is_int(a) and a > 0 for a in args[1:3]):
+        raise bad(f"{m} kernel and stride must be positive integers, got {args[1:3]!r}")
+    if m in ("Conv", "Focus") and len(args) > 3 and not (args[3] is None or (_is_int(args[3]) and args[3] >= 0)):
+        raise bad(f"{m} padding must be null or an integer >= 0, got {args[3]!r}")
+    if m == "SPPF" and len(args) > 1 and not (_is_int(args[1]) and args[1] > 0):
+        raise bad(f"SPPF kernel must be a positive integer, got {args[1]!r}")
+    if m == "SPP" and len(args) > 1 and not (isinstance(args[1], list) and all(_is_int(k) and k > 0 for k in args[1])):
+        raise bad(f"SPP kernels must be a list of positive integers, got {args[1]!r}")
+    takes_list = m in ("Concat", "Detect")
+    if takes_list != isinstance(f, list):
+        raise bad(f"'from' of {m} must be {'a list of layers' if takes_list else 'one layer'}, got {f!r}")
+    return f, n, m, args
+
+
+def _kind_names(kinds: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a name", list: "a list", type(None): "null"}
+    return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+
+
 def spec_from_yaml(cfg: str | Path | dict, nc: int | None = None, names: list[str] | None = None) -> dict:
     """Expand an Ultralytics YOLOv5 yaml (depth/width multiples) into an explicit spec.
 
@@ -85,11 +143,7 @@ def spec_from_yaml(cfg: str | Path | dict, nc: int | None = None, names: list[st
     layers: list[dict] = []
     anchors = None
     for i, entry in enumerate(layers_in):
-        try:
-            f, n, m, args = entry
-        except (TypeError, ValueError):
-            raise AscendSlimError(f"model yaml layer {i} is not [from, number, module, args]: {entry!r}") from None
-        m = m.removeprefix("nn.")
+        f, n, m, args = _checked_row(i, entry)
         n = max(round(n * gd), 1) if n > 1 else n
         if n > 1 and m != "C3":
             raise AscendSlimError(f"model yaml layer {i}: repeated {m} (n={n}) is not supported")
@@ -119,12 +173,10 @@ def spec_from_yaml(cfg: str | Path | dict, nc: int | None = None, names: list[st
         elif m == "Concat":
             layer = {"type": "Concat", "from": list(f), "dim": args[0] if args else 1}
             c2 = sum(ch[x if x < 0 else x + 1] for x in f)
-        elif m == "Detect":
+        else:  # Detect
             anchors = _anchor_rows(d["anchors"] if args[1] == "anchors" else args[1], len(f))
             layer = {"type": "Detect", "from": list(f)}
             c2 = 0
-        else:
-            raise AscendSlimError(f"model yaml layer {i}: module {m!r} is not supported by ascend-slim")
         layers.append(layer)
         ch.append(c2)
     if anchors is None or layers[-1]["type"] != "Detect":

@@ -6,6 +6,10 @@ Parameters and GFLOPs of ONNX files are counted on the graph with the convention
 :mod:`ascend_slim.model.cost` (conv weights and biases; 2 x MACs, one MAC per bias), so a checkpoint and
 its export give the same numbers. Latency of both models is measured in one round-robin run
 (:func:`~.latency.measure_latency`), single-threaded and on all cores. Torch is imported only for ``.pt``.
+
+A static ONNX model is measured at its own input size, whatever ``img_size`` says (a checkpoint or a dynamic
+ONNX at ``img_size``); each model's size is a row of the table, and when the two differ the size-dependent
+ratios (GFLOPs, latency, mAP) are left out with a note saying why.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class ModelFacts:
     """What :func:`compare_models` measured for one model file."""
 
     path: str
+    img_size: tuple[int, int]  # (height, width) it was measured at: a static ONNX model's own size
     params: int
     gflops: float
     checkpoint_bytes: int | None  # the .pt file; None for an ONNX input
@@ -86,11 +91,25 @@ def onnx_cost(path: str | Path, img_size: int = 640) -> tuple[int, float]:
     return params, 2 * macs / 1e9
 
 
+def onnx_input_size(path: str | Path, img_size: int) -> tuple[int, int]:
+    """``(height, width)`` an ONNX model runs at: its own for a static input, else ``img_size`` square."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for unreadable files
+        raise AscendSlimError(f"cannot read ONNX model {path}: {str(exc).strip().splitlines()[0]}") from None
+    init = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in inputs[0].type.tensor_type.shape.dim] \
+        if inputs else []
+    return (dims[2], dims[3]) if len(dims) == 4 and dims[2] > 0 and dims[3] > 0 else (img_size, img_size)
+
+
 def _onnx_for(path: Path, img_size: int, export_to: Path) -> tuple[ModelFacts, Path]:
     """Facts that need no timing, and the ONNX file to time (an export for a ``.pt``)."""
     if path.suffix.lower() == ".onnx":
         params, gflops = onnx_cost(path, img_size)
-        return ModelFacts(str(path), params, gflops, None, path.stat().st_size), path
+        size = onnx_input_size(path, img_size)
+        return ModelFacts(str(path), size, params, gflops, None, path.stat().st_size), path
     if path.suffix.lower() != ".pt":
         raise AscendSlimError(f"{path}: report compares .pt checkpoints and .onnx models")
     from ..export import deployable, export_onnx
@@ -100,13 +119,15 @@ def _onnx_for(path: Path, img_size: int, export_to: Path) -> tuple[ModelFacts, P
     model, _ = load_weights(path)
     cost = model_cost(deployable(model), img_size)
     exported = export_onnx(model, export_to, img_size=img_size)
-    return ModelFacts(str(path), cost.params, cost.gflops, path.stat().st_size, exported.stat().st_size), exported
+    return ModelFacts(str(path), (img_size, img_size), cost.params, cost.gflops, path.stat().st_size,
+                      exported.stat().st_size), exported
 
 
-def voc_map(model: str | Path, data: str | Path, img_size: int = 640, split: str = "test",
+def voc_map(model: str | Path, data: str | Path, img_size: int | None = 640, split: str = "test",
             progress: bool = True) -> dict[str, float]:
     """The headline mAPs (:data:`~ascend_slim.evaluation.HEADLINE_METRICS`) of a model file on ``split`` of
-    ``data``, by :func:`~ascend_slim.evaluation.evaluate_file` (what ``eval`` and the slim recipe run)."""
+    ``data`` (``img_size`` None: the model's own), by :func:`~ascend_slim.evaluation.evaluate_file` (what
+    ``eval`` and the slim recipe run)."""
     from ..evaluation import evaluate_file, evaluation_set, headline_metrics
 
     return headline_metrics(evaluate_file(model, evaluation_set(data, split), img_size=img_size,
@@ -121,25 +142,44 @@ class Comparison:
     img_size: int
     machine: dict
 
+    @property
+    def sizes_differ(self) -> bool:
+        """True when the models were measured at different input sizes (a static ONNX at its own)."""
+        return len({m.img_size for m in self.models}) > 1
+
+    def notes(self) -> list[str]:
+        """Lines on models measured at another size than ``img_size`` (static ONNX) and on missing ratios."""
+        own = [(label, m.img_size) for label, m in zip("AB", self.models) if m.img_size != (self.img_size,) * 2]
+        lines = [f"note: {label} is a static ONNX model, measured at its own input size {w}x{h}, not at "
+                 f"{self.img_size}" for label, (h, w) in own]
+        if self.sizes_differ:
+            lines.append("note: A and B run at different input sizes: GFLOPs, latency and mAP are not comparable, "
+                         "so their B/A is left out; export both at one size to compare them")
+        return lines
+
     def rows(self) -> list[list[str]]:
         """Header and one row per quantity: name, A, [B, B/A]."""
         def mb(n: int | None) -> str:
             return "-" if n is None else f"{n / 1e6:.2f}"
 
-        quantities = [("params", lambda m: m.params, lambda v: f"{v:,}"),
-                      (f"GFLOPs @{self.img_size}", lambda m: m.gflops, lambda v: f"{v:.2f}"),
-                      ("checkpoint MB", lambda m: m.checkpoint_bytes, mb),
-                      ("ONNX MB", lambda m: m.onnx_bytes, mb)]
-        quantities += [(f"latency {k} ms", lambda m, k=k: m.latency_ms.get(k), lambda v: f"{v:.1f}")
-                       for k in self.models[0].latency_ms]
-        quantities += [(f"mAP {k}", lambda m, k=k: m.map.get(k), lambda v: f"{v:.4f}") for k in self.models[0].map]
+        sizes = {m.img_size for m in self.models}
+        gflops = f"GFLOPs @{next(iter(sizes))[1]}" if len(sizes) == 1 else "GFLOPs at input size"
+        quantities = [("input size", lambda m: m.img_size, lambda v: f"{v[1]}x{v[0]}", False),
+                      ("params", lambda m: m.params, lambda v: f"{v:,}", True),
+                      (gflops, lambda m: m.gflops, lambda v: f"{v:.2f}", not self.sizes_differ),
+                      ("checkpoint MB", lambda m: m.checkpoint_bytes, mb, True),
+                      ("ONNX MB", lambda m: m.onnx_bytes, mb, True)]
+        quantities += [(f"latency {k} ms", lambda m, k=k: m.latency_ms.get(k), lambda v: f"{v:.1f}",
+                        not self.sizes_differ) for k in self.models[0].latency_ms]
+        quantities += [(f"mAP {k}", lambda m, k=k: m.map.get(k), lambda v: f"{v:.4f}", not self.sizes_differ)
+                       for k in self.models[0].map]
         header = ["", "A", *(["B", "B/A"] if len(self.models) > 1 else [])]
         rows = [header]
-        for name, get, fmt in quantities:
+        for name, get, fmt, ratio in quantities:
             values = [get(m) for m in self.models]
             row = [name, *("-" if v is None else fmt(v) for v in values)]
             if len(values) > 1:
-                row.append(f"{values[1] / values[0]:.3f}" if values[0] and values[1] is not None else "-")
+                row.append(f"{values[1] / values[0]:.3f}" if ratio and values[0] and values[1] is not None else "-")
             rows.append(row)
         return rows
 
@@ -149,7 +189,7 @@ class Comparison:
         lines = ["  ".join(cell.ljust(n) if c == 0 else cell.rjust(n) for c, (cell, n) in enumerate(zip(r, sizes)))
                  for r in rows]
         names = [f"{label}: {m.path}" for label, m in zip("AB", self.models)]
-        return "\n".join([*names, "", *lines])
+        return "\n".join([*names, "", *lines, *self.notes()])
 
     def format_markdown(self) -> str:
         rows = self.rows()
@@ -157,19 +197,21 @@ class Comparison:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
         names = [f"- {label}: `{m.path}`" for label, m in zip("AB", self.models)]
-        return "\n".join([*names, "", *lines, "", f"Image size {self.img_size}; CPU {self.machine['model']} "
-                          f"({self.machine['cores']} cores)."]) + "\n"
+        return "\n".join([*names, "", *lines, "", *(f"{note}  " for note in self.notes()),
+                          f"Image size {self.img_size}; CPU {self.machine['model']} ({self.machine['cores']} "
+                          "cores)."]) + "\n"
 
     def to_dict(self) -> dict:
-        return {"img_size": self.img_size, "models": [asdict(m) for m in self.models], "machine": self.machine}
+        return {"img_size": self.img_size, "sizes_differ": self.sizes_differ,
+                "models": [asdict(m) for m in self.models], "machine": self.machine}
 
 
 def compare_models(weights: str | Path, compare: str | Path | None = None, *, img_size: int = 640,
                    data: str | Path | None = None, split: str = "", runs: int = 20,
                    warmup: int = 3) -> Comparison:
-    """Measure ``weights`` (and ``compare``) at ``img_size``; latency of both in one round-robin run, on one
-    thread and on all cores; mAP when ``data`` (a VOCdevkit folder or a data yaml) is given, on ``split``
-    (default: the validation split of ``data``'s kind, test for VOC)."""
+    """Measure ``weights`` (and ``compare``) at ``img_size`` (a static ONNX model at its own size); latency of
+    both in one round-robin run, on one thread and on all cores; mAP when ``data`` (a VOCdevkit folder or a data
+    yaml) is given, on ``split`` (default: the validation split of ``data``'s kind, test for VOC)."""
     paths = [Path(p) for p in (weights, compare) if p is not None]
     for p in paths:
         if not p.is_file():
@@ -185,5 +227,5 @@ def compare_models(weights: str | Path, compare: str | Path | None = None, *, im
 
             split = split or resolve_splits(data)[1]
             for fact, path in zip(facts, onnx_paths):
-                fact.map = voc_map(path, data, img_size, split)
+                fact.map = voc_map(path, data, img_size if fact.img_size == (img_size, img_size) else None, split)
     return Comparison(list(facts), img_size, cpu_info())

@@ -10,8 +10,8 @@ the data's gets a fresh Detect head for the data's classes (everything else tran
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from ..data.dataset import DetectionDataset
@@ -83,6 +83,9 @@ def load_model(names: Sequence[str], weights: str = "", cfg: str = "", classes: 
 def load_splits(config: TrainConfig) -> tuple[SampleSet, SampleSet]:
     """The training and validation images of a validated ``config`` (its splits are resolved)."""
     train = load_samples(config.data, config.train_split)
+    if not any(len(sample.labels) for sample in train.samples):
+        print(f"warning: no image of {config.data} split {config.train_split!r} has a labelled object: training "
+              "only learns background (check the labels, or the class names)", file=sys.stderr)
     return train, load_samples(config.data, config.val_split, class_names=train.names)
 
 
@@ -105,19 +108,28 @@ def _trainer(config: TrainConfig, model: YOLOv5, splits: tuple[SampleSet, Sample
     return Trainer(config, model, train_set, splits[1].eval_dataset(), callbacks)
 
 
-def resume_trainer(checkpoint: str | Path, callbacks: Sequence[Callback] = ()) -> Trainer:
+def resume_trainer(checkpoint: str | Path, callbacks: Sequence[Callback] = (), epochs: int | None = None) -> Trainer:
     """A Trainer that continues the run of ``checkpoint`` (its ``last.pt``) after the last finished epoch.
 
-    The run folder is the checkpoint's (``<run>/weights/last.pt``), wherever it has moved since.
+    The run folder is the checkpoint's (``<run>/weights/last.pt``), wherever it has moved since; a checkpoint
+    elsewhere is refused (the run folder recorded inside it may hold another run by now). ``epochs`` (None:
+    the run's own) changes the schedule's length: more extends it, fewer ends it early; the learning-rate
+    curve is recomputed for the new length from the resumed epoch on.
     """
     checkpoint = Path(checkpoint)
     state = load_training_state(checkpoint)
+    if checkpoint.parent.name != "weights":
+        raise AscendSlimError(f"cannot resume {checkpoint}: a resumable checkpoint is <run>/weights/last.pt and "
+                              "the run continues in <run>; move it to such a folder (results.csv beside weights/)")
+    finished = int(state["epoch"]) + 1
+    if epochs is not None and epochs <= finished:
+        raise AscendSlimError(f"--epochs {epochs}: {checkpoint} has finished {finished} epoch(s) already; "
+                              f"give more than {finished} to train on")
     try:
-        config = TrainConfig(**state["config"])
+        config = TrainConfig(**{**state["config"], "save_dir": str(checkpoint.parent.parent),
+                                **({"epochs": epochs} if epochs is not None else {})})
     except TypeError as exc:
         raise AscendSlimError(f"{checkpoint}: training settings from another ascend-slim version ({exc})") from None
-    if checkpoint.parent.name == "weights":
-        config = replace(config, save_dir=str(checkpoint.parent.parent))
     config = config.validated()
     model, _ = load_weights(checkpoint)  # the architecture; restore() puts the raw weights back
     trainer = _trainer(config, model, load_splits(config), callbacks)

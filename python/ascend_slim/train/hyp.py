@@ -93,10 +93,26 @@ def load_hyp(source: HypSource = None, **overrides: float) -> Hyp:
     return hyp
 
 
+def _as_number(value: object) -> float | None:
+    """``value`` as a float, also a string such as ``"1e-3"`` (YAML 1.1, which PyYAML follows, reads exponents
+    without a dot as strings); None for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _checked(key: str, value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AscendSlimError(f"{where}: {key} must be a number, got {value!r}")
+    number = _as_number(value)
+    if number is None or not math.isfinite(number):
+        raise AscendSlimError(f"{where}: {key} must be a finite number, got {value!r}")
     low, high = _RANGES[key]
-    if not low <= float(value) <= high:
+    if not low <= number <= high:
         raise AscendSlimError(f"{where}: {key}={value} is outside [{low:g}, {high:g}]")
-    return float(value)
+    return number
