@@ -98,8 +98,9 @@ class Detector:
     (ascend-slim export) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or the official yolov5s.
     ``backend`` names the backend (``auto`` picks by file type) or is an open :class:`Backend` (then
     ``weights`` is only a label), e.g. ``TorchBackend.from_model(model)`` to run an in-memory model.
-    ``img_size`` defaults to the model's own size (640 for checkpoints). ``rect`` letterboxes each image to
-    the smallest stride multiple around ``img_size`` (as Ultralytics ``detect.py``) instead of the full square;
+    ``img_size`` defaults to the model's own size (for a checkpoint, the size it was saved for; 640 for official
+    ones). ``rect`` letterboxes each image to the smallest stride multiple around ``img_size`` (as Ultralytics
+    ``detect.py``) instead of the full square;
     it needs a model with dynamic input size and is the default for those (``.pt`` weights run as a dynamic
     ONNX export). ``classes`` keeps only those class ids or names. ``mode`` is the postprocess definition:
     ``"yolov5"`` or ``"mindx"`` (see ``core``). ``device``: ``cpu``, ``cuda[:N]`` (onnxruntime) or ``npu[:N]``
@@ -124,7 +125,7 @@ class Detector:
             self.backend = backend
         else:
             self.weights = resolve_weights(weights)
-            self.backend = open_backend(self.weights, backend, img_size=img_size or 640, device=device,
+            self.backend = open_backend(self.weights, backend, img_size=img_size, device=device,
                                         providers=providers, num_threads=num_threads)
         self.meta = self.backend.meta
         stride = int(max(self.meta.strides))

@@ -49,7 +49,7 @@ def add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det:
     p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "
                    "(default: $ASCEND_SLIM_WEIGHTS, else the official yolov5s.pt, downloaded once)")
     p.add_argument("--img", "--img-size", dest="img", type=image_size, default=None,
-                   help="square input size in pixels, 32-4096 (default: the model's own; 640 for .pt)")
+                   help="square input size in pixels, 32-4096 (default: the model's own; a .pt's saved size)")
     p.add_argument("--conf-thres", type=fraction, default=conf, help=f"confidence threshold (default {conf})")
     p.add_argument("--iou-thres", type=fraction, default=iou, help=f"NMS IoU threshold (default {iou})")
     p.add_argument("--max-det", type=detections_per_image, default=max_det,

@@ -57,6 +57,13 @@ def load_weights(path: str | Path) -> tuple[YOLOv5, dict]:
     raise AscendSlimError(f"{path} is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint")
 
 
+def stored_img_size(path: str | Path) -> int:
+    """The input size a checkpoint was saved for (an ascend-slim checkpoint's ``img_size``; 640 for others)."""
+    ckpt = read_checkpoint(Path(path))
+    own = isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+    return int(ckpt.get("img_size", 640)) if own else 640
+
+
 def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, history: list[dict] | None = None,
                     training: dict | None = None) -> Path:
     """Write an ascend-slim checkpoint atomically (plain data + fp32 tensors; ``torch.load(weights_only=True)``).

@@ -22,15 +22,16 @@ def parse_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
-def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int, int] = 640, device: str = "cpu",
-                 providers: Sequence[str] | None = None, num_threads: int | None = None) -> Backend:
+def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int, int] | None = None,
+                 device: str = "cpu", providers: Sequence[str] | None = None,
+                 num_threads: int | None = None) -> Backend:
     """Open ``weights`` (.onnx, .pt or .om) with the named backend; ``auto`` picks by file type.
 
     ``device`` is ``cpu`` or ``cuda[:N]`` for onnxruntime (``providers`` overrides it with an explicit
     provider list) and ``npu[:N]`` for the Ascend backends (which take the default ``cpu`` as ``npu:0``).
 
     ``.pt`` checkpoints run through a cached ONNX export with dynamic height and width on onnxruntime (or in
-    PyTorch with ``torch``);
+    PyTorch with ``torch``), nominally at ``img_size`` (None: the size the checkpoint was saved for);
     ``.om`` files need an Ascend backend (``acl`` or ``mindx``).
     """
     if backend not in BACKENDS:
@@ -42,6 +43,10 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
         raise AscendSlimError(f"{weights.name} runs on an Ascend device: use --device npu[:N] (default npu:0)")
     if not ascend and kind == "npu":
         raise AscendSlimError(f"device {device} runs Ascend .om models, not {weights.name}: use cpu or cuda[:N]")
+    if suffix == ".pt" and img_size is None:
+        from ..model.checkpoint import stored_img_size
+
+        img_size = stored_img_size(weights)
     if backend == "torch":
         if suffix != ".pt":
             raise AscendSlimError(f"backend 'torch' runs .pt checkpoints, not {weights.name}")
