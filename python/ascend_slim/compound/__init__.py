@@ -5,7 +5,7 @@ injected functions)."""
 from .candidates import Candidate, SearchSpace, default_sizes
 from .measurement import Measurement, MeasurementCache
 from .objective import Objective, PlanResult, choose, near_frontier, pareto_frontier
-from .search import SearchResult, search
+from .staged import SearchResult, search
 
 __all__ = ["Candidate", "Measurement", "MeasurementCache", "Objective", "PlanResult", "SearchResult",
            "SearchSpace", "choose", "default_sizes", "near_frontier", "pareto_frontier", "search"]

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from ..fileio import atomic_write_bytes, atomic_write_text
 from .candidates import Candidate
-from .search import SearchResult
+from .staged import SearchResult
 
 _MARKERS = {"fp32": "o", "int8": "^"}
 
