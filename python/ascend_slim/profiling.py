@@ -1,7 +1,8 @@
-"""Wall-clock stage timing shared by ``speed``, ``eval`` and the benchmarks."""
+"""Wall-clock stage timing shared by ``speed``, ``eval`` and the benchmarks, and the CPU time of a process tree."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -11,6 +12,12 @@ from contextlib import contextmanager
 import numpy as np
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (loader workers, subprocesses)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 class StageTimes:

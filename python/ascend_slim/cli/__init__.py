@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AscendSlimError
-from . import convert, deploy, detect, export, finetune, prune, quantize, report, slim, speed, train
+from . import convert, deploy, detect, export, finetune, plan, prune, quantize, report, slim, speed, train
 from . import eval as eval_
 
-COMMANDS = (detect, speed, eval_, export, deploy, convert, prune, quantize, report, train, finetune, slim)
+COMMANDS = (detect, speed, eval_, export, deploy, convert, prune, quantize, report, train, finetune, slim, plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,6 @@ the original's match records beside it, so a resumed search calls ``score``/``la
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..evaluation.bootstrap import MatchTable, PairedBootstrap
+from ..profiling import cpu_seconds
 from .candidates import Candidate, SearchSpace
 from .measurement import Measurement, MeasurementCache
 from .objective import Objective, PlanResult, choose, near_frontier
@@ -46,12 +46,6 @@ from .objective import Objective, PlanResult, choose, near_frontier
 ScoreFn = Callable[[Candidate], MatchTable]
 LatencyFn = Callable[[Candidate], float]
 DEFAULT_SLACK = 0.005
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,51 @@
-"""Network slimming end to end, one resumable run folder: from official weights to a smaller, faster model.
+"""Compound slimming end to end, one resumable run folder: from official weights to a smaller, faster model.
 
 The recipe is :data:`SLIM_STAGES`, a list of :class:`Stage` run in order over one :class:`SlimRun` (the run
 context: settings, folder, finished stages). Each stage writes its files into the run folder and returns a
 typed result that is recorded in ``slim.json`` with its cost, so :meth:`SlimRun.resume` skips finished stages
-(and a training stage continues an interrupted ``last.pt``). A stage whose ``enabled(config)`` is false is
+(and a training stage continues an interrupted ``last.pt``). A stage whose ``enabled(run)`` is false is
 skipped. Later stages read earlier results by stage name (:meth:`SlimRun.result`) and the model so far with
 :meth:`SlimRun.model_checkpoint`, so a new stage is one :class:`Stage` entry plus its function.
 
-1. ``sparsity`` — train with :class:`~ascend_slim.prune.sparsity.SparsityRegularizer` (L1 on every prunable
-   BN γ) for ``sparsity_epochs`` (0 skips it): ``sparsity/weights/last.pt``, γ histograms under
-   ``sparsity/sparsity/``.
-2. ``prune`` — :func:`~ascend_slim.prune.prune_channels` by ``percent`` or ``target_latency`` (measured
-   onnxruntime ratio at ``img_size``), kept widths rounded up to ``round_to``: ``pruned.pt``, ``prune.json``.
-3. ``finetune`` — train the pruned model for ``finetune_epochs`` (0 skips it; no sparsity), distilled from the
-   unpruned original when ``distill``: ``finetune/weights/last.pt``.
-4. ``export`` — ``final.pt`` (the last model's weights) and ``final.onnx`` (static ``img_size``, raw heads),
-   plus ``original.onnx`` for the comparisons.
-5. ``evaluate`` — mAP of ``original.onnx`` and ``final.onnx`` on the validation split at ``img_size``
-   (:func:`ascend_slim.evaluation.evaluate_file`, YOLOv5 ``val.py`` protocol): ``eval.json``.
-6. ``latency`` — onnxruntime latency of both, side by side (round-robin medians), single-threaded and on all
-   cores.
-7. ``deploy`` — the Ascend 310 bundle of ``final.pt`` (only with ``deploy``).
-8. ``report`` — ``report.md``, ``report.json``, ``report.png``.
+1. ``sparsity`` — optional (``sparsity_epochs`` > 0): train with L1 on every prunable BN γ.
+2. ``plan`` — the compound search (:mod:`ascend_slim.compound`) over input size × channel cut × precision,
+   every candidate measured (selection-split mAP with a paired bootstrap against the original, latency ratio)
+   and cached under ``plan/``; the Pareto report ``plan/plan.{png,md,json}``. With ``plan_only`` the run ends here.
+3. ``prune`` — the chosen cut (a uniform plan, only when the choice cuts channels): ``pruned.pt``, ``prune.json``.
+4. ``reconstruct`` — least-squares reconstruction of the pruned layers on unlabelled training images at the
+   chosen size: ``reconstructed.pt``.
+5. ``finetune`` — optional (``finetune_epochs`` > 0), distilled from the original when ``distill``.
+6. ``export`` — ``final.pt`` (saved for the chosen size, the plan in its history) and its static FP32 ONNX at the
+   chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``.
+7. ``quantize`` — when INT8 was chosen: ``final.onnx`` as onnxruntime static QDQ, calibrated as in the plan.
+8. ``evaluate`` — mAP of ``original.onnx`` and ``final.onnx`` (each at its own size) on the evaluation split
+   (``train.val_split``), reference protocol: ``eval.json``.
+9. ``latency`` — onnxruntime latency of both, side by side (round-robin medians), 1 thread and all cores.
+10. ``deploy`` — the Ascend 310 bundle of ``final.pt`` at the chosen size, with the AMCT config when INT8 (only
+    with ``deploy``).
+11. ``report`` — ``report.md``, ``report.json``, ``report.png``.
 
-Distillation, when on, is used in both training stages (the sparsified model drifts less from the teacher).
-The teacher is the original model (``weights`` remapped to ``classes``). Last-epoch weights are used
-throughout: nothing is selected on the validation split.
+Nothing is chosen on the evaluation split: the plan scores on ``select_split`` (never ``test``), reconstruction
+and calibration use unlabelled images of the training split, training stages keep their last-epoch weights.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..compound import Candidate
 from ..errors import AscendSlimError
 from ..fileio import atomic_write_text
 from ..model.checkpoint import load_training_state, load_weights, save_checkpoint
 from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
+from ..profiling import cpu_seconds
 from .slim_config import SlimConfig
 
 
@@ -55,25 +58,51 @@ class TrainResult:
 
 
 @dataclass
+class PlanResult:
+    chosen: dict | None  # Candidate.to_dict() of the choice; None with plan_only and no objective
+    met: bool | None
+    message: str
+    scored: int  # candidates measured (this run and earlier ones)
+    scored_now: int
+    cpu_seconds: float  # the whole search's CPU time
+    report: str  # plan/plan.md
+    contributions: list[dict]  # what each dimension adds (size alone, + cut, + INT8)
+
+
+@dataclass
 class PruneResult:
     checkpoint: str  # pruned.pt
-    summary: dict  # prune_channels' record without the kept indices (those are in prune.json)
+    summary: dict  # the plan (fraction removed, round-to), parameters and GFLOPs before/after
     layers: list[dict]
+
+
+@dataclass
+class ReconstructResult:
+    checkpoint: str  # reconstructed.pt
+    report: dict | None  # per-layer errors and costs (None when the plan's reconstruction was reused)
 
 
 @dataclass
 class ExportResult:
     final_pt: str
-    final_onnx: str
+    final_onnx: str  # the FP32 export (the final model unless INT8 follows)
     original_onnx: str
+    img_size: int  # the chosen input size
+
+
+@dataclass
+class QuantizeResult:
+    final_onnx: str
+    float_nodes: list[str]
+    calibration_batches: int
 
 
 @dataclass
 class MapResult:
     split: str
     images: int
-    img_size: int
-    original: dict[str, float]  # METRIC_KEYS -> value
+    img_size: dict[str, int]  # original / final -> input size
+    original: dict[str, float]  # HEADLINE_METRICS -> value
     final: dict[str, float]
 
 
@@ -96,19 +125,19 @@ class ReportResult:
     latency: dict
 
 
-def _always(config: SlimConfig) -> bool:
+def _always(run: SlimRun) -> bool:
     return True
 
 
 @dataclass(frozen=True)
 class Stage:
     """One step of the recipe: ``run(ctx)`` does the work in ``ctx.dir`` and returns a ``result_type``
-    instance (a dataclass of JSON values); skipped when ``enabled(ctx.config)`` is false."""
+    instance (a dataclass of JSON values); skipped when ``enabled(ctx)`` is false."""
 
     name: str
     run: Callable[[SlimRun], Any]
     result_type: type
-    enabled: Callable[[SlimConfig], bool] = _always
+    enabled: Callable[[SlimRun], bool] = _always
 
 
 @dataclass
@@ -131,15 +160,18 @@ class SlimRun:
         self.records: dict[str, StageRecord] = dict(records or {})
         self.stages: tuple[Stage, ...] = tuple(SLIM_STAGES if stages is None else stages)
         self._original: YOLOv5 | None = None
+        self._models = None
 
     @classmethod
     def create(cls, config: SlimConfig, stages: Sequence[Stage] | None = None) -> SlimRun:
-        """A new run of ``config`` (validated here) in ``config.save_dir``, which must not hold a run yet."""
+        """A new run of ``config`` (validated here, the model's classes checked against the data's) in
+        ``config.save_dir``, which must not hold a run yet."""
         config = config.validated()
         folder = Path(config.save_dir)
         if (folder / "slim.json").exists():
             raise AscendSlimError(f"{folder} already holds a slim run: resume it or choose another name")
         run = cls(config, stages=stages)
+        run.check_classes()
         folder.mkdir(parents=True, exist_ok=True)
         run.save()
         return run
@@ -157,6 +189,19 @@ class SlimRun:
         except (ValueError, KeyError, TypeError) as exc:
             raise AscendSlimError(f"{path} is malformed ({type(exc).__name__}: {exc})") from None
         return cls(config, records, stages)
+
+    def with_objective(self, target_latency: float | None, max_drop: float | None, confidence: float) -> SlimRun:
+        """This run aiming at another objective: allowed until the plan has chosen (its measurements are kept
+        and reused), refused after."""
+        if "plan" in self.records:
+            raise AscendSlimError(f"{self.dir} has finished its plan: the objective cannot change any more; start "
+                                  "a new run (or `ascend-slim plan` to compare objectives)")
+        config = replace(self.config, target_latency=target_latency, max_drop=max_drop, confidence=confidence)
+        if not config.objective.given and not config.plan_only:
+            raise AscendSlimError("give --target-latency and/or --max-drop")
+        run = SlimRun(config, self.records, self.stages)
+        run.save()
+        return run
 
     @property
     def state_path(self) -> Path:
@@ -197,33 +242,71 @@ class SlimRun:
         checkpoint = self.model_checkpoint()
         return load_weights(checkpoint)[0] if checkpoint else self.original_model()
 
+    def check_classes(self) -> None:
+        """Refuse a model whose classes are not the data's (before any work: every stage would fail or mislead)."""
+        from ..evaluation import evaluation_set
+
+        names = tuple(self.original_model().names)
+        data_names = tuple(evaluation_set(self.config.data, self.config.select_split).class_names)
+        if names != data_names:
+            hint = " (add --classes voc)" if len(data_names) == 20 and len(names) == 80 else \
+                " (remap it with --classes, or train it on this data first)"
+            raise AscendSlimError(f"{self.config.weights} predicts {len(names)} classes ({', '.join(names[:3])}, ...) "
+                                  f"but {self.config.data} has {len(data_names)} ({', '.join(data_names[:3])}, ...)"
+                                  f"{hint}")
+
+    def chosen(self) -> Candidate | None:
+        """The plan's choice (None before the plan, or when it only drew the frontier)."""
+        plan = self.result("plan")
+        return Candidate.from_dict(plan.chosen) if plan and plan.chosen else None
+
+    def training_images(self, count: int) -> list[Path]:
+        """The first ``count`` images of the training split (unlabelled use: reconstruction, calibration)."""
+        from ..evaluation import evaluation_set
+
+        images = evaluation_set(self.config.data, self.config.train.train_split)
+        return [images.image_path(i) for i in images.ids[:count]]
+
+    def candidate_models(self):
+        """The plan's :class:`~.slim_plan.CandidateModels` (files under ``plan/models``)."""
+        from .slim_plan import CandidateModels
+
+        if self._models is None:
+            c = self.config
+            original = load_weights(self.model_checkpoint())[0] if self.model_checkpoint() else self.original_model()
+            self._models = CandidateModels(
+                original, self.path("plan/models"), importance=c.importance, round_to=c.round_to,
+                importance_size=c.img_size, recon_images=self.training_images(c.recon_images) if c.cuts else [],
+                recon_samples=c.recon_samples, calib_images=self.training_images(c.calib_images) if c.int8 else [])
+        return self._models
+
     def run_stage(self, stage: Stage) -> None:
         """Run ``stage`` unless it finished already or is disabled; its result is recorded with its cost."""
         if stage.name in self.records:
             print(f"slim: stage {stage.name} already done, skipped")
             return
-        if not stage.enabled(self.config):
+        if not stage.enabled(self):
             return
         print(f"slim: stage {stage.name}")
-        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         result = stage.run(self)
         if not isinstance(result, stage.result_type):
             raise TypeError(f"stage {stage.name} returned {type(result).__name__}, not {stage.result_type.__name__}")
         self.records[stage.name] = StageRecord(round(time.perf_counter() - start, 2),
-                                               round(_cpu_seconds() - cpu_start, 2), asdict(result))
+                                               round(cpu_seconds() - cpu_start, 2), asdict(result))
         self.save()
 
     def run(self) -> SlimRun:
-        """Run every stage of the recipe that has not finished, in order."""
-        for stage in self.stages:
-            self.run_stage(stage)
+        """Run every stage of the recipe that has not finished, in order. A run that fails before any stage left
+        anything behind leaves no folder."""
+        try:
+            for stage in self.stages:
+                self.run_stage(stage)
+        except BaseException:
+            if not self.records and [p.name for p in self.dir.iterdir()] == ["slim.json"]:
+                shutil.rmtree(self.dir)
+            raise
         return self
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children (loader workers)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 # -- the stages ---------------------------------------------------------------------------------------------------
@@ -253,7 +336,9 @@ def _train(run: SlimRun, stage: str, epochs: int, sparsity: float) -> TrainResul
     callbacks = training_callbacks(sparsity=sparsity, sparsity_decay=c.sparsity_decay, sparsity_beta=c.sparsity_beta,
                                    distill=c.weights if c.distill else None, distill_weight=c.distill_weight,
                                    distill_images=c.distill_images)
-    config = replace(c.train, weights=source, epochs=epochs, save_dir=str(folder))
+    chosen = run.chosen()
+    size = c.train.img_size or (chosen.img_size if chosen else c.img_size)
+    config = replace(c.train, weights=source, epochs=epochs, save_dir=str(folder), img_size=size)
     trainer = build_trainer(config, callbacks, model=run.current_model())
     if finished is False:
         print(f"slim: resuming {stage} from {last}")
@@ -265,16 +350,63 @@ def sparsity_stage(run: SlimRun) -> TrainResult:
     return _train(run, "sparsity", run.config.sparsity_epochs, run.config.sparsity_rate)
 
 
-def prune_stage(run: SlimRun) -> PruneResult:
-    from ..prune import prune_channels
+def plan_stage(run: SlimRun) -> PlanResult:
+    from ..compound import search
+    from ..compound.report import contributions, write_report
+    from ..evaluation import evaluation_set
+    from .slim_plan import PlanMeasurer
 
     c = run.config
-    result = prune_channels(run.current_model().eval(), method="slim", percent=c.percent,
-                            target_latency=c.target_latency, round_to=c.round_to, min_keep=c.min_keep,
-                            img_size=c.img_size, fold_bias=c.fold_bias, force=True, latency_runs=c.latency_runs)
-    path = save_checkpoint(run.path("pruned.pt"), result.model, img_size=c.img_size)
-    atomic_write_text(run.path("prune.json"), json.dumps({**result.record, "layers": result.table}, indent=2) + "\n")
-    return PruneResult(str(path), {k: v for k, v in result.record.items() if k != "kept"}, result.table)
+    selection = evaluation_set(c.data, c.select_split, class_names=run.original_model().names)
+    measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, latency_model=c.latency_model,
+                            latency_runs=c.latency_runs)
+    result = search(c.space, c.objective, measurer.score, measurer.latency, run.path("plan/measurements.json"),
+                    measurer.context(c.weights, c.classes, c.select_split), latency_estimated=measurer.estimated)
+    paths = write_report(result, run.path("plan"))
+    plan = result.plan
+    print(f"slim: plan: {plan.message} ({len(result.measurements)} candidates scored, {result.scored_now} now; "
+          f"{result.cpu_seconds / 60:.1f} CPU min); report {paths['markdown']}")
+    if plan.met is False:
+        raise AscendSlimError(f"{plan.message}. The measurements are kept: resume with another --target-latency "
+                              f"or --max-drop (see {paths['markdown']})")
+    return PlanResult(plan.chosen.candidate.to_dict() if plan.chosen else None, plan.met, plan.message,
+                      len(result.measurements), result.scored_now, result.cpu_seconds, str(paths["markdown"]),
+                      contributions(result))
+
+
+def _builds(run: SlimRun) -> bool:
+    return not run.config.plan_only
+
+
+def _cuts(run: SlimRun) -> bool:
+    chosen = run.chosen()
+    return _builds(run) and chosen is not None and chosen.cut > 0
+
+
+def prune_stage(run: SlimRun) -> PruneResult:
+    from ..prune.planner import layer_table
+
+    chosen, models = run.chosen(), run.candidate_models()
+    plan = models.cut_plan(chosen.cut)
+    pruned = models.pruned(chosen.cut)
+    pruned.history.append({"action": "prune_channels", "planner": "uniform", "fraction": chosen.cut,
+                           "removed": plan.percent, "importance": run.config.importance,
+                           "round_to": run.config.round_to})
+    path = save_checkpoint(run.path("pruned.pt"), pruned, img_size=chosen.img_size)
+    table = layer_table(models.original, pruned, chosen.img_size)
+    summary = {"fraction": chosen.cut, "removed": plan.percent, "round_to": plan.round_to,
+               **{key: [sum(r[f"{key}_before"] for r in table), sum(r[f"{key}_after"] for r in table)]
+                  for key in ("params", "gflops")}}
+    atomic_write_text(run.path("prune.json"), json.dumps({**summary, "kept": {k: v.tolist() for k, v in zip(
+        [g.units[0] for g in models.graph.groups], plan.keep)}, "layers": table}, indent=2) + "\n")
+    return PruneResult(str(path), summary, table)
+
+
+def reconstruct_stage(run: SlimRun) -> ReconstructResult:
+    chosen = run.chosen()
+    model, report = run.candidate_models().reconstructed(chosen.img_size, chosen.cut)
+    path = save_checkpoint(run.path("reconstructed.pt"), model, img_size=chosen.img_size)
+    return ReconstructResult(str(path), report)
 
 
 def finetune_stage(run: SlimRun) -> TrainResult:
@@ -284,17 +416,36 @@ def finetune_stage(run: SlimRun) -> TrainResult:
 def export_stage(run: SlimRun) -> ExportResult:
     from ..export import export_onnx
 
-    c = run.config
-    model, info = load_weights(run.model_checkpoint())
-    final_pt = save_checkpoint(run.path("final.pt"), model, img_size=c.img_size, history=info["history"])
-    final_onnx = export_onnx(model, run.path("final.onnx"), img_size=c.img_size, head="raw")
+    c, chosen = run.config, run.chosen()
+    checkpoint = run.model_checkpoint()
+    model, history = (load_weights(checkpoint)[0], None) if checkpoint else (run.original_model(), None)
+    plan = run.result("plan")
+    model.history.append({"action": "slim_plan", "chosen": plan.chosen, "objective": c.objective.to_dict(),
+                          "selection": c.select_split, "message": plan.message})
+    final_pt = save_checkpoint(run.path("final.pt"), model, img_size=chosen.img_size, history=history)
+    name = "final-fp32.onnx" if chosen.precision == "int8" else "final.onnx"
+    final_onnx = export_onnx(model, run.path(name), img_size=chosen.img_size, head="raw")
     original_onnx = export_onnx(run.original_model(), run.path("original.onnx"), img_size=c.img_size, head="raw")
-    return ExportResult(str(final_pt), str(final_onnx), str(original_onnx))
+    return ExportResult(str(final_pt), str(final_onnx), str(original_onnx), chosen.img_size)
+
+
+def _int8(run: SlimRun) -> bool:
+    chosen = run.chosen()
+    return _builds(run) and chosen is not None and chosen.precision == "int8"
+
+
+def quantize_stage(run: SlimRun) -> QuantizeResult:
+    from ..quant.static import quantize_model
+
+    images = run.candidate_models().calib_images
+    report = quantize_model(run.result("export").final_onnx, run.path("final.onnx"), images)
+    return QuantizeResult(str(report.path), report.float_nodes, report.calibration_batches)
 
 
 def _models(run: SlimRun) -> dict[str, str]:
+    quantized = run.result("quantize")
     exported = run.result("export")
-    return {"original": exported.original_onnx, "final": exported.final_onnx}
+    return {"original": exported.original_onnx, "final": quantized.final_onnx if quantized else exported.final_onnx}
 
 
 def evaluate_stage(run: SlimRun) -> MapResult:
@@ -302,9 +453,10 @@ def evaluate_stage(run: SlimRun) -> MapResult:
 
     c = run.config
     dataset = evaluation_set(c.data, c.train.val_split, class_names=run.original_model().names)
-    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=c.img_size).result)
+    sizes = {"original": c.img_size, "final": run.result("export").img_size}
+    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=sizes[key]).result)
             for key, path in _models(run).items()}
-    result = MapResult(c.train.val_split, len(dataset.ids), c.img_size, maps["original"], maps["final"])
+    result = MapResult(c.train.val_split, len(dataset.ids), sizes, maps["original"], maps["final"])
     atomic_write_text(run.path("eval.json"), json.dumps(asdict(result), indent=2) + "\n")
     return result
 
@@ -316,8 +468,7 @@ def latency_stage(run: SlimRun) -> LatencyResult:
     c, models = run.config, _models(run)
     threads = {}
     for count, key in ((1, "1 thread"), (0, "all cores")):
-        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs,
-                                          img_size=c.img_size)
+        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs)
         threads[key] = {"original_ms": original.median_ms, "final_ms": final.median_ms,
                         "ratio": final.median_ms / original.median_ms}
     return LatencyResult(c.latency_runs, cpu_info(), threads)
@@ -325,9 +476,14 @@ def latency_stage(run: SlimRun) -> LatencyResult:
 
 def deploy_stage(run: SlimRun) -> DeployResult:
     from ..ascend.bundle import deploy
+    from ..quant.amct import write_amct_config
 
-    c = run.config
-    out = deploy(run.result("export").final_pt, c.deploy, img_size=c.img_size, soc=c.soc, force=True)
+    c, exported, quantized = run.config, run.result("export"), run.result("quantize")
+    out = deploy(exported.final_pt, c.deploy, img_size=exported.img_size, soc=c.soc, force=True)
+    if quantized:
+        write_amct_config(out / "model" / "amct.cfg", quantized.float_nodes, quantized.calibration_batches,
+                          comment="AMCT calibration config of the INT8 choice (same float layers as final.onnx); "
+                          "see the README section INT8 on Ascend")
     return DeployResult(str(out))
 
 
@@ -338,14 +494,17 @@ def report_stage(run: SlimRun) -> ReportResult:
 
 
 SLIM_STAGES: tuple[Stage, ...] = (
-    Stage("sparsity", sparsity_stage, TrainResult, enabled=lambda c: c.sparsity_epochs > 0),
-    Stage("prune", prune_stage, PruneResult),
-    Stage("finetune", finetune_stage, TrainResult, enabled=lambda c: c.finetune_epochs > 0),
-    Stage("export", export_stage, ExportResult),
-    Stage("evaluate", evaluate_stage, MapResult),
-    Stage("latency", latency_stage, LatencyResult),
-    Stage("deploy", deploy_stage, DeployResult, enabled=lambda c: bool(c.deploy)),
-    Stage("report", report_stage, ReportResult),
+    Stage("sparsity", sparsity_stage, TrainResult, enabled=lambda run: run.config.sparsity_epochs > 0),
+    Stage("plan", plan_stage, PlanResult),
+    Stage("prune", prune_stage, PruneResult, enabled=_cuts),
+    Stage("reconstruct", reconstruct_stage, ReconstructResult, enabled=_cuts),
+    Stage("finetune", finetune_stage, TrainResult, enabled=lambda run: _builds(run) and run.config.finetune_epochs > 0),
+    Stage("export", export_stage, ExportResult, enabled=_builds),
+    Stage("quantize", quantize_stage, QuantizeResult, enabled=_int8),
+    Stage("evaluate", evaluate_stage, MapResult, enabled=_builds),
+    Stage("latency", latency_stage, LatencyResult, enabled=_builds),
+    Stage("deploy", deploy_stage, DeployResult, enabled=lambda run: _builds(run) and bool(run.config.deploy)),
+    Stage("report", report_stage, ReportResult, enabled=_builds),
 )
 STAGES = tuple(s.name for s in SLIM_STAGES)
 
@@ -356,5 +515,6 @@ def slim(config: SlimConfig) -> SlimRun:
     return SlimRun.create(config).run()
 
 
-__all__ = ["SLIM_STAGES", "STAGES", "DeployResult", "ExportResult", "LatencyResult", "MapResult", "PruneResult",
-           "ReportResult", "SlimConfig", "SlimRun", "Stage", "StageRecord", "TrainResult", "slim"]
+__all__ = ["SLIM_STAGES", "STAGES", "DeployResult", "ExportResult", "LatencyResult", "MapResult", "PlanResult",
+           "PruneResult", "QuantizeResult", "ReconstructResult", "ReportResult", "SlimConfig", "SlimRun", "Stage",
+           "StageRecord", "TrainResult", "slim"]
