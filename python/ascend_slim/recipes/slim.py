@@ -79,7 +79,7 @@ class PruneResult:
 @dataclass
 class ReconstructResult:
     checkpoint: str  # reconstructed.pt
-    report: dict | None  # per-layer errors and costs (None when the plan's reconstruction was reused)
+    report: dict  # per-layer errors before/after, settings, cost (of the plan's reconstruction when it was reused)
 
 
 @dataclass

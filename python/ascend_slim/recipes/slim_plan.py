@@ -19,6 +19,7 @@ conv FLOPs for accelerators whose latency tracks them).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from ..errors import AscendSlimError
 from ..evaluation.bootstrap import MatchTable
 from ..evaluation.protocol import VAL_SETTINGS, evaluate_file
 from ..evaluation.runner import EvalDataset
+from ..fileio import atomic_write_text
 from ..model.checkpoint import load_weights, save_checkpoint
 from ..model.yolo import YOLOv5
 from ..prune.groups import ChannelGraph, build_graph
@@ -100,15 +102,15 @@ class CandidateModels:
 
         return prune_model(self.original, self.graph, self.cut_plan(cut).keep, fold_bias=False)
 
-    def reconstructed(self, img_size: int, cut: float) -> tuple[YOLOv5, dict | None]:
-        """The pruned model of ``cut`` re-fitted to the original at ``img_size`` (cached as a checkpoint), and the
-        reconstruction report when it was made now."""
+    def reconstructed(self, img_size: int, cut: float) -> tuple[YOLOv5, dict]:
+        """The pruned model of ``cut`` re-fitted to the original at ``img_size`` and the reconstruction report
+        (per-layer errors, cost), both cached beside the candidate's files."""
         from ..prune.correspondence import channel_correspondence
         from ..prune.reconstruct import reconstruct
 
-        path = self._file(Candidate(img_size, cut), ".pt")
-        if path.is_file():
-            return load_weights(path)[0], None
+        path, record = self._file(Candidate(img_size, cut), ".pt"), self._file(Candidate(img_size, cut), ".recon.json")
+        if path.is_file() and record.is_file():
+            return load_weights(path)[0], json.loads(record.read_text())
         if not self.recon_images:
             raise AscendSlimError("channel cuts need reconstruction images (--recon-images > 0)")
         model = self.pruned(cut)
@@ -118,6 +120,7 @@ class CandidateModels:
         model.history.append({"action": "reconstruct", "images": report.images, "samples_per_image":
                               report.samples_per_image, "ridge": report.ridge, "img_size": img_size})
         save_checkpoint(path, model, img_size=img_size)
+        atomic_write_text(record, json.dumps(report.to_dict(), indent=1) + "\n")
         return model, report.to_dict()
 
     def model(self, candidate: Candidate) -> YOLOv5:
