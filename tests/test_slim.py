@@ -32,8 +32,7 @@ def voc8(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(voc8: Path, yolov5n_pt: Path, save_dir: Path, **overrides) -> SlimConfig:
-    train = replace(SlimConfig().train, train_split="subset", val_split="subset", img_size=160, batch_size=4,
-                    workers=0)
+    train = replace(SlimConfig().train, train_split="subset", val_split="subset", batch_size=4, workers=0)
     options = dict(weights=str(yolov5n_pt), classes="voc", data=str(voc8), percent=0.05, round_to=8,
                    sparsity_epochs=1, sparsity_rate=1e-2, finetune_epochs=1, distill=True, img_size=160, train=train,
                    latency_runs=2, save_dir=str(save_dir))
@@ -141,6 +140,9 @@ def test_cli_and_library_defaults_are_one_recipe(voc8: Path, yolov5n_pt: Path, t
     from_cli = config_from_args(args).validated()
     assert from_cli == SlimConfig(weights=str(yolov5n_pt), data=str(voc8), percent=0.3).validated()
     assert from_cli.save_dir == "runs/slim/exp" and from_cli.train.train_split == "trainval"
+    assert from_cli.train.img_size == from_cli.img_size == 640  # training follows --img unless --train-img
+    args = parser.parse_args(["--weights", str(yolov5n_pt), "--data", str(voc8), "--percent", "0.3", "--img", "320"])
+    assert config_from_args(args).validated().train.img_size == 320
     args = parser.parse_args(["--weights", str(yolov5n_pt), "--data", str(voc8), "--target-latency", "0.7",
                               "--train-img", "320", "--finetune-epochs", "0", "--workers", "0"])
     assert config_from_args(args).validated() == SlimConfig(

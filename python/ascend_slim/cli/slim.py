@@ -57,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="unlabelled images mixed into training, contributing the distillation term only")
     p.add_argument("--img", "--img-size", dest="img", type=image_size, default=d.img_size,
                    help=f"evaluation, export and latency size (default {d.img_size})")
-    p.add_argument("--train-img", type=image_size, default=t.img_size,
-                   help=f"training size (default {t.img_size})")
+    p.add_argument("--train-img", type=image_size, default=t.img_size or None,
+                   help=f"training size (default {t.img_size or '--img'})")
     p.add_argument("--batch-size", type=batch_size, default=t.batch_size)
     p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW"), default=t.optimizer)
     p.add_argument("--adam", dest="optimizer", action="store_const", const="Adam", help="same as --optimizer Adam")
@@ -90,9 +90,10 @@ def config_from_args(args: argparse.Namespace):
     from ..train.hyp import load_hyp
 
     defaults = SlimConfig()
-    train = replace(defaults.train, train_split=args.train_split, val_split=args.val_split, img_size=args.train_img,
-                    batch_size=args.batch_size, optimizer=args.optimizer, cos_lr=args.cos_lr, device=args.device,
-                    workers=args.workers, seed=args.seed, hyp=load_hyp(args.hyp) if args.hyp else defaults.train.hyp)
+    train = replace(defaults.train, train_split=args.train_split, val_split=args.val_split,
+                    img_size=args.train_img or defaults.train.img_size, batch_size=args.batch_size,
+                    optimizer=args.optimizer, cos_lr=args.cos_lr, device=args.device, workers=args.workers,
+                    seed=args.seed, hyp=load_hyp(args.hyp) if args.hyp else defaults.train.hyp)
     return SlimConfig(
         weights=args.weights, data=args.data, classes=args.classes, percent=args.percent,
         target_latency=args.target_latency, round_to=args.round_to, min_keep=args.min_keep, fold_bias=args.fold_bias,

@@ -16,8 +16,9 @@ SLIM_HYP = {"warmup_bias_lr": 0.0}
 
 def slim_training() -> TrainConfig:
     """The training settings of both training stages by default (each stage sets data, weights, epochs and
-    folder): :data:`SLIM_HYP`, images cached in RAM, CPU, 2 loader processes, validation only at the end."""
-    return TrainConfig(hyp=load_hyp(SLIM_HYP), cache="ram", device="cpu", workers=2, noval=True)
+    folder): :data:`SLIM_HYP`, images cached in RAM, CPU, 2 loader processes, validation only at the end, and
+    ``img_size`` 0: train at the slim run's ``img_size``."""
+    return TrainConfig(hyp=load_hyp(SLIM_HYP), cache="ram", device="cpu", workers=2, noval=True, img_size=0)
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class SlimConfig:
     """Everything a slim run needs; saved in ``slim.json`` (a resumed run continues with these settings).
 
     Exactly one of ``percent`` / ``target_latency`` is set. ``train`` holds the settings of both training
-    stages (batch size, training ``img_size``, optimiser, hyp, splits, device, ...; its ``data``, ``weights``,
-    ``epochs`` and ``save_dir`` are set per stage); evaluation, export, latency and the latency target use
-    ``img_size``. The defaults are the recipe's (``ascend-slim slim`` takes its defaults from here).
+    stages (batch size, training ``img_size`` (0: ``img_size``), optimiser, hyp, splits, device, ...; its
+    ``data``, ``weights``, ``epochs`` and ``save_dir`` are set per stage); evaluation, export, latency and the
+    latency target use ``img_size``. The defaults are the recipe's (``ascend-slim slim`` takes its defaults from here).
     """
 
     weights: str = ""
@@ -74,7 +75,9 @@ class SlimConfig:
             raise AscendSlimError(f"deploy folder {deploy} exists and is not empty: choose another or remove it")
         if self.distill_images and not self.distill:
             raise AscendSlimError("distillation images need distill on: they only feed the distillation term")
-        return replace(self, train=replace(self.train, data=self.data, weights="", classes="").validated())
+        train = replace(self.train, data=self.data, weights="", classes="",
+                        img_size=self.train.img_size or self.img_size)
+        return replace(self, train=train.validated())
 
     def to_dict(self) -> dict:
         return asdict(self)
