@@ -686,6 +686,15 @@ CASES: list[Case] = [
          ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
          bad_model_yaml(lambda cfg: cfg["backbone"][1].__setitem__(0, 7)),
          message=r"model yaml layer 1 .*: 'from' must be an earlier layer's index"),
+    # slimming
+    Case("slim-classes-mismatch", "Slimming", "`slim` with an 80-class COCO model on VOC data and no `--classes voc`",
+         "exit 1 before any stage, no run folder (was: pruned, wrote pruned.pt, then failed; the folder could "
+         "never finish)", ("slim", "--weights", "{pt}", "--data", "{voc}", "--project", "{out}"),
+         lambda env: {"voc": env.voc}, message=r"predicts 80 classes .* has 20 .*add --classes voc"),
+    Case("slim-select-test", "Slimming", "`slim --select-split test` (choosing on the held-out split)",
+         "exit 1 before any work: the test split never chooses anything",
+         ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{voc}", "--select-split", "test",
+          "--project", "{out}"), lambda env: {"voc": env.voc}, message=r"--select-split test: the test split is held out"),
     # report
     Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
          "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "
