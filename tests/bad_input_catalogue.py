@@ -694,7 +694,8 @@ CASES: list[Case] = [
     Case("slim-select-test", "Slimming", "`slim --select-split test` (choosing on the held-out split)",
          "exit 1 before any work: the test split never chooses anything",
          ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{voc}", "--select-split", "test",
-          "--project", "{out}"), lambda env: {"voc": env.voc}, message=r"--select-split test: the test split is held out"),
+          "--project", "{out}"), lambda env: {"voc": env.voc},
+         message=r"--select-split test: the test split is held out"),
     # report
     Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
          "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "
