@@ -23,12 +23,19 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return integer
 
 
-def fraction(text: str) -> float:
-    """A float in [0, 1]."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
+def float_range(low: float, high: float, name: str) -> Callable[[str], float]:
+    """A flag type: a float in ``[low, high]`` (argparse names it ``name`` in its messages)."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in [{low:g}, {high:g}], got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+fraction = float_range(0.0, 1.0, "fraction")  # a float in [0, 1]
 
 
 # Ranges of the numeric flags (the library checks the shared ones, ``limits``): beyond them a run cannot succeed

@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .args import batch_size, channel_multiple, fraction, image_size, int_range
+from .args import batch_size, channel_multiple, float_range, fraction, image_size, int_range
 
 NAME = "slim"
 HELP = "compound slimming: choose input size, channel cut and INT8 by measurement, build and report the choice"
@@ -55,11 +55,6 @@ def _budget(text: str) -> float | None:
     return value
 
 
-def _points(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"must be mAP points in [0, 100], got {text}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-latency", type=_budget, default=d.target_latency, metavar="R",
                    help=f"the plan's latency budget: at most R x the original's latency at --img (default "
                    f"{d.target_latency}; 0.33 = 3x faster; none: no budget)")
-    p.add_argument("--max-drop", type=_points, default=d.max_drop, metavar="P",
+    p.add_argument("--max-drop", type=float_range(0.0, 100.0, "mAP points"), default=d.max_drop, metavar="P",
                    help="the plan's accuracy floor: lose at most P mAP@0.5 points on the selection split, at "
                    "--confidence (with --target-latency: both)")
     p.add_argument("--confidence", type=float, default=d.confidence,
