@@ -132,3 +132,8 @@ def test_bad_arguments(fit_images: list[Path]) -> None:
         reconstruct(original, pruned, corr, [], img_size=IMG)
     with pytest.raises(AscendSlimError, match="samples per image"):
         reconstruct(original, pruned, corr, fit_images, samples_per_image=0, img_size=IMG)
+    with pytest.raises(AscendSlimError, match="multiple of 32"):
+        reconstruct(original, pruned, corr, fit_images, img_size=100)
+    _, _, other = pruned_pair("yolov5n", 0.3, seed=14)
+    with pytest.raises(AscendSlimError, match=r"does not describe these models at model\.0\.conv"):
+        reconstruct(original, pruned, other, fit_images, img_size=IMG)

@@ -239,6 +239,7 @@ def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
     if samples_per_image < 1 or ridge < 0:
         raise AscendSlimError(f"reconstruction needs samples per image >= 1 and ridge >= 0, got "
                               f"{samples_per_image} and {ridge}")
+    _check_pair(original, pruned, correspondence, img_size)
     start, cpu_start = time.perf_counter(), time.process_time()
     modes = (original.training, pruned.training)
     original.eval(), pruned.eval()
@@ -252,20 +253,37 @@ def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
                                 time.perf_counter() - start, time.process_time() - cpu_start)
 
 
-def _readers(correspondence: dict[str, ConvCorrespondence], sources: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+def _readers(correspondence: dict[str, ConvCorrespondence]) -> dict[str, set[str]]:
     """Per conv, the convs that read its unit's output directly."""
     readers: dict[str, set[str]] = {name: set() for name in correspondence}
-    for name, units in sources.items():
-        for unit in units:
+    for name, c in correspondence.items():
+        for unit in c.sources:
             readers[f"{unit}.conv"].add(name)
     return readers
+
+
+def _check_pair(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, ConvCorrespondence],
+                img_size: int) -> None:
+    """Raise AscendSlimError unless ``correspondence`` maps ``original`` onto ``pruned`` and ``img_size`` fits."""
+    stride = int(max(original.strides))
+    if img_size < stride or img_size % stride:
+        raise AscendSlimError(f"reconstruction image size {img_size} must be a positive multiple of {stride}")
+    modules = (dict(original.named_modules()), dict(pruned.named_modules()))
+    for name, c in correspondence.items():
+        if name not in modules[0] or name not in modules[1]:
+            raise AscendSlimError(f"the channel correspondence names {name}, which the models lack")
+        shape = (c.out_index.numel(), c.in_index.numel())
+        if tuple(modules[1][name].weight.shape[:2]) != shape or \
+                tuple(modules[0][name].weight.shape[:2]) != (c.out_width, c.in_width):
+            raise AscendSlimError(f"the channel correspondence does not describe these models at {name}: pass the "
+                                  "one of the plan that pruned them (channel_correspondence(graph, plan.keep))")
 
 
 def _fit_all(stream: _Stream, correspondence: dict[str, ConvCorrespondence], samples: int, ridge: float, seed: int,
              progress: bool) -> list[LayerFit]:
     original, pruned = stream.models
     modules = (dict(original.named_modules()), dict(pruned.named_modules()))
-    readers = _readers(correspondence, {c.conv: c.sources for c in correspondence.values()})
+    readers = _readers(correspondence)
     fitted = [c for c in correspondence.values() if c.reads_features]
     generator = torch.Generator().manual_seed(seed)
     fits = []
