@@ -88,7 +88,7 @@ def test_exact_when_nothing_is_pruned(cfg, fit_images: list[Path], held_out: tor
     original, pruned, corr = pruned_pair(cfg, 0.0, seed=12)
     report = reconstruct(original, pruned, corr, fit_images[:3], samples_per_image=64, img_size=IMG, progress=False)
     assert max(f.after for f in report.layers) < 1e-5 and len(report.layers) == len(corr) - 1
-    assert head_error(original, pruned, held_out) < 1e-5
+    assert head_error(original, pruned, held_out) < 1e-3  # float32 convs vs the float64 fit
     state = original.state_dict()
     for key, value in pruned.state_dict().items():
         torch.testing.assert_close(value, state[key], rtol=1e-4, atol=1e-5)
@@ -132,3 +132,8 @@ def test_bad_arguments(fit_images: list[Path]) -> None:
         reconstruct(original, pruned, corr, [], img_size=IMG)
     with pytest.raises(AscendSlimError, match="samples per image"):
         reconstruct(original, pruned, corr, fit_images, samples_per_image=0, img_size=IMG)
+    with pytest.raises(AscendSlimError, match="multiple of 32"):
+        reconstruct(original, pruned, corr, fit_images, img_size=100)
+    _, _, other = pruned_pair("yolov5n", 0.3, seed=14)
+    with pytest.raises(AscendSlimError, match=r"does not describe these models at model\.0\.conv"):
+        reconstruct(original, pruned, other, fit_images, img_size=IMG)

@@ -15,11 +15,12 @@ into the BatchNorm's running mean (``BN(z + b; μ) = BN(z; μ - b)``), so BN sta
 original; Detect convs (no BN) are fitted on their raw outputs with their own bias. Convs that read only the
 image (the stem) compute exactly the original's kept channels and are skipped.
 
-Streaming: a top-level layer is fitted at a time. Per batch of images, the *frontier* (the outputs of earlier
-layers still needed later, for both networks) is held in memory when it fits ``cache_bytes``, as float32 when the
-largest frontier fits at 4 bytes per value, otherwise float16; a frontier that does not fit is recomputed from
-the last one held (or from the images). The original's targets of a layer are captured in one pass and kept
-only at the sampled positions. Memory therefore stays near ``cache_bytes`` whatever the number of layers.
+Streaming: a top-level layer is fitted at a time, a batch of images per forward. The *frontier* (the outputs of
+earlier layers still read later, for both networks and all images, one tensor each) is held when it fits
+``cache_bytes`` beside the one it replaces, as float32 when every frontier fits at 4 bytes per value, otherwise
+float16; a frontier that does not fit is recomputed from the last one held (or from the images). The original's
+targets of a layer are captured in one pass and kept only at the sampled positions. Memory therefore stays near
+``cache_bytes`` plus the targets of one layer, whatever the depth of the model.
 """
 
 from __future__ import annotations
@@ -136,32 +137,36 @@ def _run_layer(module: nn.Module, i: int, live: dict[int, torch.Tensor]) -> torc
 
 
 class _Stream:
-    """Both networks' frontiers per batch of images, and passes over a layer from them."""
+    """Both networks' frontiers (one tensor per held layer output and network, all images) and passes over a layer
+    from them, a batch of images at a time."""
 
     def __init__(self, original: YOLOv5, pruned: YOLOv5, images: Sequence[ImageSource], img_size: int,
                  batch_size: int, cache_bytes: float) -> None:
         self.models = (original, pruned)
         self.images, self.img_size = images, img_size
-        self.batches = [range(s, min(s + batch_size, len(images))) for s in range(0, len(images), batch_size)]
+        self.batches = [slice(s, min(s + batch_size, len(images))) for s in range(0, len(images), batch_size)]
         n = len(original.model)
         reads = [_layer_inputs(i, m.f) for i, m in enumerate(original.model)]
         self.last_use = {j: max(k for k in range(n) if j in reads[k]) for j in range(-1, n - 1) if
                          any(j in r for r in reads)}
-        sizes = self._output_sizes()
-        self.frontier_values = [sum(sizes[j] for j in self.live_after(i)) for i in range(n)]
-        biggest = max(self.frontier_values[1:], default=0) * len(images)
+        self.sizes = self._output_sizes()
+        biggest = max(self._held_values(i, []) for i in range(1, n - 1)) if n > 2 else 0
         self.dtype = torch.float32 if biggest * 4 <= cache_bytes else torch.float16
         self.cache_values = cache_bytes / torch.finfo(self.dtype).bits * 8
-        self.start = 0  # layers from here on are computed per pass; before it, ``frontier`` holds the outputs
-        self.frontier: list[tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]] = []
+        self.start = 0  # layers from here on are computed per pass; the frontier holds what they read before it
+        self.frontier: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def live_after(self, i: int) -> list[int]:
         """Layer outputs (-1: the image) still read by a layer after ``i``."""
         return [j for j, last in self.last_use.items() if j <= i < last]
 
+    def _held_values(self, layer: int, held: Sequence[int]) -> int:
+        """Values (all images, both networks) held while the frontier after ``layer`` replaces ``held``."""
+        return sum(self.sizes[j] for j in set(self.live_after(layer)) | set(held)) * len(self.images)
+
     def _output_sizes(self) -> dict[int, int]:
-        """Values per image of every layer output, summed over both networks."""
-        sizes = {-1: 0}  # the image is re-read, never held
+        """Values per image of every layer output, summed over both networks (the image: 0, it is re-read)."""
+        sizes = {-1: 0}
         x = torch.zeros(1, 3, self.img_size, self.img_size)
         for model in self.models:
             live = {-1: x}
@@ -170,48 +175,42 @@ class _Stream:
                 sizes[i] = sizes.get(i, 0) + live[i][0].numel()
         return sizes
 
-    def _image_batch(self, batch: range) -> torch.Tensor:
-        tensor, _, _ = core.preprocess([_load(self.images[k]) for k in batch], (self.img_size, self.img_size),
+    def _image_batch(self, batch: slice) -> torch.Tensor:
+        tensor, _, _ = core.preprocess([_load(item) for item in self.images[batch]], (self.img_size, self.img_size),
                                        dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(tensor))
 
     def inputs(self, b: int, layer: int, which: int) -> dict[int, torch.Tensor]:
         """Network ``which``'s (0 original, 1 pruned) live outputs before ``layer`` for batch ``b``, float32."""
+        batch = self.batches[b]
         if self.start == 0:
-            live = {-1: self._image_batch(self.batches[b])}
+            live = {-1: self._image_batch(batch)}
         else:
-            live = {j: t.float() for j, t in self.frontier[b][which].items()}
+            live = {j: pair[which][batch].float() for j, pair in self.frontier.items()}
         model = self.models[which]
         for i in range(self.start, layer):
             live[i] = _run_layer(model.model[i], i, live)
             live = {j: live[j] for j in self.live_after(i)}
         return live
 
-    def holds(self, layer: int) -> bool:
-        """Whether the frontier after ``layer`` will be held (it fits; the last layer has none)."""
-        return layer < len(self.models[0].model) - 1 and \
-            self.frontier_values[layer] * len(self.images) <= self.cache_values
-
-    def advance(self, layer: int, original_outputs: list[torch.Tensor] | None) -> None:
-        """Hold the frontier after ``layer`` when it fits (``original_outputs``: the original's outputs of
-        ``layer`` per batch, already computed); otherwise keep computing from the current one."""
-        if not self.holds(layer):
+    def advance(self, layer: int) -> None:
+        """Hold the frontier after ``layer`` when it fits beside the one held now; otherwise keep computing from
+        the one held now. Outputs still needed stay where they are; only new ones are allocated."""
+        if layer == len(self.models[0].model) - 1 or self._held_values(layer, list(self.frontier)) > self.cache_values:
             return
-        keep = self.live_after(layer)
-        frontier = []
-        for b in range(len(self.batches)):
-            pair = []
+        new = [j for j in self.live_after(layer) if j not in self.frontier]
+        added: dict[int, list[torch.Tensor]] = {j: [] for j in new}
+        for b, batch in enumerate(self.batches):
             for which in (0, 1):
                 live = self.inputs(b, layer, which)
-                out = original_outputs[b] if which == 0 and original_outputs else \
-                    _run_layer(self.models[which].model[layer], layer, live)
-                live[layer] = out
-                pair.append({j: live[j].to(self.dtype) for j in keep})
-            if self.frontier:
-                self.frontier[b] = tuple(pair)  # replaced batch by batch: the old and new never coexist whole
-            else:
-                frontier.append(tuple(pair))
-        self.frontier = self.frontier or frontier
+                live[layer] = _run_layer(self.models[which].model[layer], layer, live)
+                for j in new:
+                    if len(added[j]) == which:
+                        added[j].append(torch.empty(len(self.images), *live[j].shape[1:], dtype=self.dtype))
+                    added[j][which][batch] = live[j]
+        keep = set(self.live_after(layer))
+        self.frontier = {j: pair for j, pair in self.frontier.items() if j in keep}
+        self.frontier.update({j: (tensors[0], tensors[1]) for j, tensors in added.items()})
         self.start = layer + 1
 
 
@@ -228,7 +227,7 @@ def _steps(convs: list[ConvCorrespondence], readers: dict[str, set[str]]) -> lis
 
 def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, ConvCorrespondence],
                 images: Sequence[ImageSource], samples_per_image: int = 1024, ridge: float = 1e-2,
-                img_size: int = 640, batch_size: int = 8, cache_bytes: float = 1.0e9, seed: int = 0,
+                img_size: int = 640, batch_size: int = 4, cache_bytes: float = 8e8, seed: int = 0,
                 progress: bool = True) -> ReconstructionReport:
     """Re-fit ``pruned`` (in place) to ``original`` on unlabelled ``images`` (paths or BGR arrays), letterboxed to
     ``img_size`` square as ``eval`` feeds them; returns the per-conv errors.
@@ -240,6 +239,7 @@ def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
     if samples_per_image < 1 or ridge < 0:
         raise AscendSlimError(f"reconstruction needs samples per image >= 1 and ridge >= 0, got "
                               f"{samples_per_image} and {ridge}")
+    _check_pair(original, pruned, correspondence, img_size)
     start, cpu_start = time.perf_counter(), time.process_time()
     modes = (original.training, pruned.training)
     original.eval(), pruned.eval()
@@ -253,20 +253,37 @@ def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
                                 time.perf_counter() - start, time.process_time() - cpu_start)
 
 
-def _readers(correspondence: dict[str, ConvCorrespondence], sources: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+def _readers(correspondence: dict[str, ConvCorrespondence]) -> dict[str, set[str]]:
     """Per conv, the convs that read its unit's output directly."""
     readers: dict[str, set[str]] = {name: set() for name in correspondence}
-    for name, units in sources.items():
-        for unit in units:
+    for name, c in correspondence.items():
+        for unit in c.sources:
             readers[f"{unit}.conv"].add(name)
     return readers
+
+
+def _check_pair(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, ConvCorrespondence],
+                img_size: int) -> None:
+    """Raise AscendSlimError unless ``correspondence`` maps ``original`` onto ``pruned`` and ``img_size`` fits."""
+    stride = int(max(original.strides))
+    if img_size < stride or img_size % stride:
+        raise AscendSlimError(f"reconstruction image size {img_size} must be a positive multiple of {stride}")
+    modules = (dict(original.named_modules()), dict(pruned.named_modules()))
+    for name, c in correspondence.items():
+        if name not in modules[0] or name not in modules[1]:
+            raise AscendSlimError(f"the channel correspondence names {name}, which the models lack")
+        shape = (c.out_index.numel(), c.in_index.numel())
+        if tuple(modules[1][name].weight.shape[:2]) != shape or \
+                tuple(modules[0][name].weight.shape[:2]) != (c.out_width, c.in_width):
+            raise AscendSlimError(f"the channel correspondence does not describe these models at {name}: pass the "
+                                  "one of the plan that pruned them (channel_correspondence(graph, plan.keep))")
 
 
 def _fit_all(stream: _Stream, correspondence: dict[str, ConvCorrespondence], samples: int, ridge: float, seed: int,
              progress: bool) -> list[LayerFit]:
     original, pruned = stream.models
     modules = (dict(original.named_modules()), dict(pruned.named_modules()))
-    readers = _readers(correspondence, {c.conv: c.sources for c in correspondence.values()})
+    readers = _readers(correspondence)
     fitted = [c for c in correspondence.values() if c.reads_features]
     generator = torch.Generator().manual_seed(seed)
     fits = []
@@ -274,59 +291,60 @@ def _fit_all(stream: _Stream, correspondence: dict[str, ConvCorrespondence], sam
         for layer in range(len(original.model)):
             prefix = f"model.{layer}."
             convs = [c for c in fitted if c.conv.startswith(prefix)]
-            targets, outputs = _original_pass(stream, layer, convs, modules[0], samples, generator)
+            targets = _original_pass(stream, layer, convs, modules[0], samples, generator)
             for step in _steps(convs, readers) if convs else []:
                 fits += _fit_step(stream, layer, step, targets, modules, ridge)
                 bar.update(len(step))
                 bar.set_postfix(conv=step[-1].conv, before=f"{fits[-1].before:.3f}", after=f"{fits[-1].after:.3f}")
             del targets
-            stream.advance(layer, outputs)
+            stream.advance(layer)
     return fits
 
 
-Targets = dict[str, list[list[tuple[torch.Tensor, torch.Tensor, int]]]]  # conv -> batch -> image -> (pos, Y, width)
+@dataclass
+class _Targets:
+    """The original's pre-BN outputs of one conv at the sampled positions: ``positions`` ``[N, K]`` (flat indices
+    into the output map, ``width`` wide) and ``values`` ``[N, K, kept outputs]``, every image."""
+
+    positions: torch.Tensor
+    values: torch.Tensor
+    width: int
 
 
 def _original_pass(stream: _Stream, layer: int, convs: list[ConvCorrespondence], modules: dict[str, nn.Module],
-                   samples: int, generator: torch.Generator) -> tuple[Targets, list[torch.Tensor] | None]:
-    """The original's pre-BN outputs of ``convs`` at sampled positions (per batch and image), and its outputs of
-    ``layer`` per batch when they are cheap to keep for the frontier."""
-    targets: Targets = {c.conv: [] for c in convs}
+                   samples: int, generator: torch.Generator) -> dict[str, _Targets]:
+    """The original's pre-BN outputs of ``convs`` at ``samples`` positions per image drawn from ``generator``."""
     by_name = {c.conv: c for c in convs}
-    current: dict[str, list] = {}
+    targets: dict[str, _Targets] = {}
+    batch = [slice(0)]
 
     def capture(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            corr, per_image = by_name[name], []
             height, width = out.shape[2:]
-            for y in out:
-                n = height * width
-                pos = torch.randperm(n, generator=generator)[:samples].sort().values if n > samples else torch.arange(n)
-                per_image.append((pos, y.flatten(1)[:, pos].index_select(0, corr.out_index).T.to(stream.dtype), width))
-            current[name] = per_image
+            n, index = height * width, by_name[name].out_index
+            k = min(n, samples)
+            if name not in targets:
+                targets[name] = _Targets(torch.empty(len(stream.images), k, dtype=torch.long),
+                                         torch.empty(len(stream.images), k, index.numel(), dtype=stream.dtype), width)
+            t, first = targets[name], batch[0].start
+            for i, y in enumerate(out):
+                pos = torch.randperm(n, generator=generator)[:k].sort().values if n > k else torch.arange(n)
+                t.positions[first + i] = pos
+                t.values[first + i] = y.flatten(1)[:, pos].index_select(0, index).T
         return hook
 
-    keep_outputs = stream.holds(layer)
-    outputs = []
     handles = [modules[c.conv].register_forward_hook(capture(c.conv)) for c in convs]
     try:
-        for b in range(len(stream.batches)):
-            if not convs and not keep_outputs:
-                break
-            live = stream.inputs(b, layer, 0)
-            out = _run_layer(stream.models[0].model[layer], layer, live)
-            if keep_outputs:
-                outputs.append(out.to(stream.dtype))
-            for name in current:
-                targets[name].append(current[name])
-            current.clear()
+        for b in range(len(stream.batches) if convs else 0):
+            batch[0] = stream.batches[b]
+            _run_layer(stream.models[0].model[layer], layer, stream.inputs(b, layer, 0))
     finally:
         for h in handles:
             h.remove()
-    return targets, outputs if keep_outputs else None
+    return targets
 
 
-def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targets: Targets,
+def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targets: dict[str, _Targets],
               modules: tuple[dict[str, nn.Module], dict[str, nn.Module]], ridge: float) -> list[LayerFit]:
     """One pass of the pruned network over ``layer`` accumulating the normal equations of ``step``'s convs
     (their inputs are final), then the ridge solve of each."""
@@ -337,16 +355,14 @@ def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targe
         d = conv.weight[0].numel() + 1
         stats[c.conv] = _Stats(torch.zeros(d, d, dtype=torch.float64),
                                torch.zeros(d, c.out_index.numel(), dtype=torch.float64))
-    batch = [0]
+    batch = [slice(0)]
     seen: set[str] = set()
 
     def capture(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple) -> None:
-            rows, ys = [], []
-            for x, (pos, y, width) in zip(args[0], targets[name][batch[0]]):
-                rows.append(patches(x, module, pos, width))
-                ys.append(y.double())
-            stats[name].add(torch.cat(rows), torch.cat(ys))
+            t = targets[name]
+            rows = [patches(x, module, pos, t.width) for x, pos in zip(args[0], t.positions[batch[0]])]
+            stats[name].add(torch.cat(rows), t.values[batch[0]].flatten(0, 1).double())
             seen.add(name)
             if len(seen) == len(step):
                 raise _Stop
@@ -355,7 +371,7 @@ def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targe
     handles = [modules[1][c.conv].register_forward_pre_hook(capture(c.conv)) for c in step]
     try:
         for b in range(len(stream.batches)):
-            batch[0] = b
+            batch[0] = stream.batches[b]
             seen.clear()
             with contextlib.suppress(_Stop):
                 _run_layer(stream.models[1].model[layer], layer, stream.inputs(b, layer, 1))
