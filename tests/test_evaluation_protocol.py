@@ -36,15 +36,16 @@ def test_eval_report_and_slim_give_identical_metrics(voc4: Path, yolov5n_onnx: P
     from_report = _metrics_json(json.loads((tmp_path / "report.json").read_text())["models"][0]["map"])
 
     def exported(run: SlimRun) -> ExportResult:  # the model file under test stands for both exports
-        return ExportResult(final_pt="", final_onnx=str(yolov5n_onnx), original_onnx=str(yolov5n_onnx))
+        return ExportResult(final_pt="", final_onnx=str(yolov5n_onnx), original_onnx=str(yolov5n_onnx), img_size=160)
 
     evaluate = next(s for s in SLIM_STAGES if s.name == "evaluate")
-    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc4), percent=0.1, img_size=160,
+    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc4), img_size=160,
                         train=replace(SlimConfig().train, train_split="subset", val_split="subset"),
                         save_dir=str(tmp_path / "slim"))
     run = SlimRun.create(config, [Stage("export", exported, ExportResult), evaluate]).run()
     slim_eval = json.loads((tmp_path / "slim" / "eval.json").read_text())
-    assert slim_eval["split"] == "subset" and slim_eval["images"] == 4 and run.result("evaluate").img_size == 160
+    assert slim_eval["split"] == "subset" and slim_eval["images"] == 4
+    assert run.result("evaluate").img_size == {"original": 160, "final": 160}
 
     assert from_eval == from_report == _metrics_json(slim_eval["final"]) == _metrics_json(slim_eval["original"])
     assert 0.2 < json.loads(from_eval)["ap50_voc07"] < 1.0  # a real score, not an empty one
