@@ -125,6 +125,14 @@ def test_target_latency_optimum_and_the_calls_it_needs(tmp_path):
     assert "above the target" in reasons["448-c0.1-fp32"] and "best feasible" in reasons["320-c0.1-fp32"]
 
 
+def test_a_cut_of_a_candidate_that_meets_the_objective_is_not_scored(tmp_path):
+    result, stub = run(tmp_path, Objective(target_latency=0.36))  # 384 fits exactly: (384 / 640)^2 = 0.36
+    reasons = {c.key: r for c, r in result.skipped}
+    assert "meets the objective itself" in reasons["384-c0.1-fp32"] and "384-c0.1-fp32" not in stub.scored
+    assert "384-c0-int8" in stub.scored  # INT8 may still score higher than its parent: it is measured
+    assert result.plan.chosen.candidate == Candidate(448, 0.0, "int8")  # 0.343, 0.742: better than 384
+
+
 def test_max_drop_picks_the_fastest_candidate_whose_floor_holds(tmp_path):
     result, stub = run(tmp_path, Objective(max_drop=1.0))
     assert result.plan.met is True and result.plan.chosen.candidate == Candidate(384, 0.1, "int8")

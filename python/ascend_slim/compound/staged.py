@@ -17,7 +17,8 @@ Stages (``slack`` is a mAP margin, 0.005 = half a point by default):
 With an objective, a derived candidate (a cut of its uncut size, INT8 of its FP32 model: its *parent*) is
 scored only when it could change the choice, assuming that deriving never raises accuracy (a heuristic that
 decides only what to score; the choice uses measured numbers): under ``target_latency`` its latency must be
-within the budget and its parent's mAP above the best feasible mAP so far less ``slack``; under ``max_drop``
+within the budget and its parent's mAP above the best feasible mAP so far less ``slack`` (and a cut is not scored
+when its parent meets the objective itself: the parent is already the better choice); under ``max_drop``
 its parent must keep the accuracy floor and (without a latency target) it must be faster than the fastest
 feasible candidate so far. Skipped candidates are listed with the reason. Within a stage candidates go in the
 order most likely to tighten these bounds early: parent mAP descending under a latency target, latency
@@ -139,6 +140,8 @@ class _Search:
             if parent.map50 <= best - self.slack:
                 return (f"{parent.candidate.key} (mAP {parent.map50:.4f}) is not above the best feasible mAP "
                         f"{best:.4f} less the slack")
+            if candidate.cut != parent.candidate.cut and objective.feasible(parent):
+                return f"{parent.candidate.key} meets the objective itself, and a cut is never more accurate"
         if objective.max_drop is not None:
             if not objective.meets_floor(parent):
                 return f"{parent.candidate.key} already misses the accuracy floor"

@@ -96,11 +96,19 @@ class CandidateModels:
             return ConsumerOutputImportance(self.recon_images, img_size=self.importance_size)
         return get_importance(self.importance)
 
-    def pruned(self, cut: float) -> YOLOv5:
-        """The original pruned at ``cut`` (not reconstructed: the shape of the cut)."""
+    def pruned(self, cut: float, shape_only: bool = False) -> YOLOv5:
+        """The original pruned at ``cut``, not reconstructed. ``shape_only``: the same widths with channels chosen
+        by BN |γ| (free), enough to time the cut before paying for the importance criterion."""
+        from ..prune.importance import BNScaleImportance
         from ..prune.surgery import prune_model
+        from ..prune.uniform import plan_uniform
 
-        return prune_model(self.original, self.graph, self.cut_plan(cut).keep, fold_bias=False)
+        if shape_only:
+            keep = plan_uniform(self.graph, BNScaleImportance()(self.original, self.graph), cut,
+                                round_to=self.round_to).keep
+        else:
+            keep = self.cut_plan(cut).keep
+        return prune_model(self.original, self.graph, keep, fold_bias=False)
 
     def reconstructed(self, img_size: int, cut: float) -> tuple[YOLOv5, dict]:
         """The pruned model of ``cut`` re-fitted to the original at ``img_size`` and the reconstruction report
@@ -152,7 +160,8 @@ class CandidateModels:
         return self.fp32_onnx(candidate.img_size, candidate.cut)
 
     def shape_onnx(self, candidate: Candidate) -> Path:
-        """A file as fast as ``candidate``'s, made without its costly part: a cut before reconstruction, INT8
+        """A file as fast as ``candidate``'s, made without its costly parts: a cut's widths before importance and
+        reconstruction, INT8
         calibrated on :data:`SHAPE_CALIBRATION_IMAGES` images (the graph, hence the speed, is the same). The
         candidate's own file when it exists."""
         from ..export import export_onnx
@@ -168,7 +177,7 @@ class CandidateModels:
             quantize_model(parent, path, self.calib_images[:SHAPE_CALIBRATION_IMAGES], method="minmax",
                            progress=False)
         else:
-            export_onnx(self.pruned(candidate.cut), path, img_size=candidate.img_size, head="raw")
+            export_onnx(self.pruned(candidate.cut, shape_only=True), path, img_size=candidate.img_size, head="raw")
         return path
 
     def macs(self, candidate: Candidate) -> float:
@@ -176,7 +185,7 @@ class CandidateModels:
         from ..export import deployable
         from ..model.cost import model_cost
 
-        model = self.pruned(candidate.cut) if candidate.cut else self.original
+        model = self.pruned(candidate.cut, shape_only=True) if candidate.cut else self.original
         return float(model_cost(deployable(model), candidate.img_size).macs)
 
 
