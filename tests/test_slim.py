@@ -59,7 +59,7 @@ def test_slim_runs_resumes_after_a_kill_and_its_result_deploys(voc8: Path, yolov
     # with the FLOPs model the fastest candidate is the cut, in INT8 (the floor admits everything)
     config = _config(voc8, yolov5n_pt, tmp_path / "run", deploy=str(tmp_path / "bundle"), img_sizes=(160,),
                      cuts=(0.5,), target_latency=None, max_drop=100.0, latency_model="flops", finetune_epochs=1,
-                     distill=True)
+                     distill=True, freeze_bn=True)
     folder = tmp_path / "run"
 
     def killed(run: SlimRun):
@@ -102,6 +102,10 @@ def test_slim_runs_resumes_after_a_kill_and_its_result_deploys(voc8: Path, yolov
     # final.onnx is static at that size and runs without flags
     final, info = load_weights(folder / "final.pt")
     pruned, _ = load_weights(folder / "pruned.pt")
+    reconstructed, _ = load_weights(folder / "reconstructed.pt")
+    tuned, before = final.state_dict(), reconstructed.state_dict()
+    assert all(torch.allclose(tuned[k], before[k], atol=1e-6) for k in tuned if k.endswith("running_mean"))
+    assert not all(torch.equal(tuned[k], before[k]) for k in tuned if k.endswith(".weight"))  # it did train
     assert final.spec == pruned.spec and info["img_size"] == chosen.img_size
     assert any(h["action"] == "slim_plan" and h["chosen"] == chosen.to_dict() for h in info["history"])
     torch.load(folder / "final.pt", weights_only=True)

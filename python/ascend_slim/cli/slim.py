@@ -122,6 +122,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="distil from the unpruned model in both training stages")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help=f"distillation term x this (default {d.distill_weight:g})")
+    p.add_argument("--freeze-bn", action="store_true", default=d.freeze_bn,
+                   help="finetune with BatchNorm statistics frozen (small or mosaic batches cannot shift them)")
     p.add_argument("--distill-images", default=d.distill_images, metavar="DIR",
                    help="unlabelled images mixed into training, contributing the distillation term only")
     p.add_argument("--img", "--img-size", dest="img", type=image_size, default=d.img_size,
@@ -171,7 +173,8 @@ def config_from_args(args: argparse.Namespace):
         importance=args.importance, round_to=args.round_to, plan_only=args.plan_only,
         sparsity_epochs=args.sparsity_epochs, sparsity_rate=args.sparsity, sparsity_decay=args.sparsity_decay,
         sparsity_beta=args.sparsity_beta, finetune_epochs=args.finetune_epochs, distill=args.distill,
-        distill_weight=args.distill_weight, distill_images=args.distill_images, img_size=args.img, train=train,
+        distill_weight=args.distill_weight, distill_images=args.distill_images, freeze_bn=args.freeze_bn,
+        img_size=args.img, train=train,
         deploy=args.deploy, soc=args.soc, latency_runs=args.latency_runs,
         save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
 

@@ -14,7 +14,8 @@ skipped. Later stages read earlier results by stage name (:meth:`SlimRun.result`
 3. ``prune`` — the chosen cut (a uniform plan, only when the choice cuts channels): ``pruned.pt``, ``prune.json``.
 4. ``reconstruct`` — least-squares reconstruction of the pruned layers on unlabelled training images at the
    chosen size: ``reconstructed.pt``.
-5. ``finetune`` — optional (``finetune_epochs`` > 0), distilled from the original when ``distill``.
+5. ``finetune`` — optional (``finetune_epochs`` > 0), distilled from the original when ``distill``, BatchNorm
+   statistics frozen with ``freeze_bn``.
 6. ``export`` — ``final.pt`` (saved for the chosen size, the plan in its history) and its static FP32 ONNX at the
    chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``.
 7. ``quantize`` — when INT8 was chosen: ``final.onnx`` as onnxruntime static QDQ, calibrated as in the plan.
@@ -321,7 +322,7 @@ def _finished(last: Path) -> bool | None:
     return False
 
 
-def _train(run: SlimRun, stage: str, epochs: int, sparsity: float) -> TrainResult:
+def _train(run: SlimRun, stage: str, epochs: int, sparsity: float, freeze_bn: bool = False) -> TrainResult:
     """Train the current model for ``epochs`` in ``<run>/<stage>``, continuing an interrupted ``last.pt``."""
     from ..train.builder import build_trainer
     from .callbacks import training_callbacks
@@ -335,7 +336,7 @@ def _train(run: SlimRun, stage: str, epochs: int, sparsity: float) -> TrainResul
     source = run.model_checkpoint() or c.weights
     callbacks = training_callbacks(sparsity=sparsity, sparsity_decay=c.sparsity_decay, sparsity_beta=c.sparsity_beta,
                                    distill=c.weights if c.distill else None, distill_weight=c.distill_weight,
-                                   distill_images=c.distill_images)
+                                   distill_images=c.distill_images, freeze_bn=freeze_bn)
     chosen = run.chosen()
     size = c.train.img_size or (chosen.img_size if chosen else c.img_size)
     config = replace(c.train, weights=source, epochs=epochs, save_dir=str(folder), img_size=size)
@@ -410,7 +411,7 @@ def reconstruct_stage(run: SlimRun) -> ReconstructResult:
 
 
 def finetune_stage(run: SlimRun) -> TrainResult:
-    return _train(run, "finetune", run.config.finetune_epochs, 0.0)
+    return _train(run, "finetune", run.config.finetune_epochs, 0.0, run.config.freeze_bn)
 
 
 def export_stage(run: SlimRun) -> ExportResult:

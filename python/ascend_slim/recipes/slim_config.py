@@ -35,8 +35,9 @@ class SlimConfig:
     ``target_latency`` (latency ratio to the original at its own ``img_size``) and/or ``max_drop`` (mAP@0.5
     points, a floor met at ``confidence``), scored on the labelled ``select_split`` (default: the training
     split when nothing is trained, else ``val``; never ``test``). ``train`` holds the settings of the optional
-    training stages (sparsity before the plan, finetuning after the cut); its ``val_split`` is where the
-    result is evaluated once at the end. The defaults are the recipe's (``ascend-slim slim`` takes them).
+    training stages (sparsity before the plan, finetuning after the cut, with BatchNorm statistics frozen when
+    ``freeze_bn``); its ``val_split`` is where the result is evaluated once at the end. The defaults are the
+    recipe's (``ascend-slim slim`` takes them).
     """
 
     weights: str = ""
@@ -65,6 +66,7 @@ class SlimConfig:
     distill: bool = False
     distill_weight: float = 4.0
     distill_images: str = ""
+    freeze_bn: bool = False
     img_size: int = 640
     train: TrainConfig = field(default_factory=slim_training)
     deploy: str = ""

@@ -96,7 +96,7 @@ class Callback:
         """Once before the first epoch (after a resume has restored the state)."""
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        """Before the first batch of ``epoch`` (0-based), on every rank."""
+        """Before the first batch of ``epoch`` (0-based), on every rank; the model is in training mode."""
 
     def extra_loss(self, trainer: Trainer, batch: TrainBatch) -> ExtraLoss:
         """An extra term for this batch and the values to log with it, or None."""
@@ -133,3 +133,19 @@ def restore_callbacks(states: dict[str, dict]) -> list[Callback]:
         raise AscendSlimError(f"the run used callbacks {unknown} that cannot be rebuilt (known: "
                               f"{sorted(RESTORABLE) or 'none'})")
     return [RESTORABLE[name].from_state(state) for name, state in states.items()]
+
+
+class FrozenBatchNormStats(Callback):
+    """Training with every BatchNorm's running statistics frozen (the layers run in eval mode; γ and β still
+    learn): small or mosaic-augmented batches then cannot shift statistics estimated on the original data."""
+
+    name = "freeze_bn"
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        for module in trainer.model.modules():
+            if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+                module.eval()
+
+    @classmethod
+    def from_state(cls, state: dict) -> FrozenBatchNormStats:
+        return cls()

@@ -128,6 +128,7 @@ class Trainer:
         row: dict[str, float] = {}
         for epoch in range(self.start_epoch, self.epochs):
             self.epoch = epoch
+            self.model.train()  # before the hooks: one may put modules back in eval mode (frozen BN statistics)
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             losses = self._train_epoch(epoch)
@@ -154,8 +155,8 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the loader; the epoch's mean loss terms (and callback items)."""
-        self.model.train()
+        """One pass over the loader (the model is in training mode); the epoch's mean loss terms (and callback
+        items)."""
         set_epoch(self.loader, epoch)
         nb = self.batches_per_epoch
         sums: dict[str, float] = {}
