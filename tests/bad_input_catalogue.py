@@ -410,7 +410,7 @@ def unlabelled_split(env: Env) -> object:
     import re as re_
 
     from ascend_slim.train.builder import load_splits
-    from ascend_slim.train.trainer import TrainConfig
+    from ascend_slim.train import TrainConfig
 
     year = env.tmp / "VOCdevkit" / "VOC2007"
     for i in VOC_IDS:
