@@ -47,9 +47,8 @@ def val_map(model, split: str, img_size: int, tmp: Path, name: str) -> float:
     """mAP@0.5 (VOC07 11-point) of ``model`` exported to ONNX, on ``split`` with the reference protocol."""
     from ascend_slim.data.samples import load_samples
     from ascend_slim.detector import Detector
-    from ascend_slim.evaluation import evaluate
+    from ascend_slim.evaluation import VAL_SETTINGS, evaluate
     from ascend_slim.export import export_onnx
-    from ascend_slim.evaluation import VAL_SETTINGS
 
     path = export_onnx(model, tmp / f"{name}.onnx", img_size=img_size)
     dataset = load_samples(DATA / "VOCdevkit", split, class_names=list(model.names), years=["2007"]).eval_dataset()

@@ -409,8 +409,8 @@ def unlabelled_split(env: Env) -> object:
     import io
     import re as re_
 
-    from ascend_slim.train.builder import load_splits
     from ascend_slim.train import TrainConfig
+    from ascend_slim.train.builder import load_splits
 
     year = env.tmp / "VOCdevkit" / "VOC2007"
     for i in VOC_IDS:

@@ -8,11 +8,10 @@ from pathlib import Path
 from train_helpers import small_config, voc_subset
 
 from ascend_slim.detector import Detector
-from ascend_slim.evaluation import evaluate
+from ascend_slim.evaluation import VAL_SETTINGS, evaluate
 from ascend_slim.runtime.torch_backend import TorchBackend
 from ascend_slim.train.builder import build_trainer
 from ascend_slim.train.hyp import load_hyp
-from ascend_slim.evaluation import VAL_SETTINGS
 
 NO_AUGMENTATION = dict(mosaic=0.0, scale=0.0, translate=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)
 MARGIN = 0.02
