@@ -58,7 +58,7 @@ def _budget(text: str) -> float | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..recipes.slim_config import SlimConfig
+    from ..recipes.slim_config import IMPORTANCE_CRITERIA, LATENCY_MODELS, SlimConfig
 
     d = SlimConfig()  # the recipe's defaults: the CLI and the library run the same recipe
     t = d.train
@@ -89,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"(default {','.join(map(str, d.cuts)) or 'none'}; none: no cuts)")
     p.add_argument("--no-int8", dest="int8", action="store_false", default=d.int8,
                    help="search FP32 only (default: INT8 too, onnxruntime static QDQ)")
-    p.add_argument("--latency-model", choices=("measured", "flops"), default=d.latency_model,
+    p.add_argument("--latency-model", choices=LATENCY_MODELS, default=d.latency_model,
                    help="measured: onnxruntime on 1 thread, side by side with the original (default); flops: conv "
                    "FLOPs (accelerators whose latency tracks them; an estimate, INT8 counted at half)")
     p.add_argument("--recon-images", type=image_count, default=d.recon_images,
@@ -98,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"output positions sampled per image and layer (default {d.recon_samples})")
     p.add_argument("--calib-images", type=image_count, default=d.calib_images,
                    help=f"unlabelled training images for INT8 calibration (default {d.calib_images})")
-    p.add_argument("--importance", choices=("output", "slim", "l1", "l2"), default=d.importance,
+    p.add_argument("--importance", choices=IMPORTANCE_CRITERIA, default=d.importance,
                    help="channel importance inside each layer (default output: its contribution to the next "
                    "layers' outputs, from images)")
     p.add_argument("--round-to", type=channel_multiple, default=d.round_to,

@@ -18,7 +18,6 @@ conv FLOPs for accelerators whose latency tracks them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,25 +29,16 @@ from ..errors import AscendSlimError
 from ..evaluation.bootstrap import MatchTable
 from ..evaluation.protocol import VAL_SETTINGS, evaluate_file
 from ..evaluation.runner import EvalDataset
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, file_sha256
 from ..model.checkpoint import load_weights, save_checkpoint
 from ..model.yolo import YOLOv5
 from ..prune.groups import ChannelGraph, build_graph
 from ..prune.planner import PrunePlan
+from .slim_config import LATENCY_MODELS
 
-LATENCY_MODELS = ("measured", "flops")
 # Ascend 310's cube unit: 16 TOPS INT8 against 8 TFLOPS FP16, so the FLOPs model halves an INT8 candidate's cost
 INT8_FLOPS_FACTOR = 0.5
 SHAPE_CALIBRATION_IMAGES = 2  # enough to build an INT8 graph that is timed, never scored
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (first 16 hex digits): what a plan's measurements were made from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 class CandidateModels:
@@ -228,7 +218,7 @@ class PlanMeasurer:
     def context(self, weights: str | Path, classes: str, split: str) -> dict:
         """What every measurement depends on besides the candidate (a cache made under another is refused)."""
         m = self.models
-        return {"weights": file_digest(weights), "classes": classes, "default_size": self.default_size,
+        return {"weights": file_sha256(weights)[:16], "classes": classes, "default_size": self.default_size,
                 "selection": {"split": split, "images": len(self.selection.ids)}, "protocol": VAL_SETTINGS,
                 "cut": {"planner": "uniform", "importance": m.importance, "round_to": m.round_to},
                 "reconstruction": {"images": len(m.recon_images), "samples_per_image": m.recon_samples},
