@@ -111,6 +111,7 @@ def _plot(run: FinishedRun, summary: dict) -> None:
     bars = ax.bar(x, [s["speedup"] for s in steps], color="tab:green")
     ax.bar_label(bars, labels=[f"{s['speedup']:.2f}x\nmAP {s['map50']:.3f}" for s in steps], fontsize=7)
     ax.set_xticks(x, [f"{s['step']}\n{s['key']}" for s in steps], fontsize=7)
+    ax.set_ylim(0, 1.15 * max(s["speedup"] for s in steps))  # room for the labels
     ax.set_ylabel("speed-up in the plan (selection split)")
     ax.set_title("what each dimension of the choice contributes")
 
