@@ -57,10 +57,11 @@ def _budget(text: str) -> float | None:
 
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
+    """The flags; their defaults are ``SlimConfig(**overrides)``'s (the CLI and the library run one recipe)."""
     from ..recipes.slim_config import IMPORTANCE_CRITERIA, LATENCY_MODELS, SlimConfig
 
-    d = SlimConfig()  # the recipe's defaults: the CLI and the library run the same recipe
+    d = SlimConfig(**overrides)
     t = d.train
     p.add_argument("--weights", default=d.weights,
                    help="the model to slim: official YOLOv5 .pt or an ascend-slim checkpoint")
