@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +95,7 @@ def broken_voc(tmp_path: Path) -> Path:
 
 
 def test_default_mode_skips_and_reports_each_problem(broken_voc: Path):
-    start = time.perf_counter()
-    ds = load_voc(broken_voc, split="test")
-    assert time.perf_counter() - start < 2  # the entity bomb was refused, not expanded
+    ds = load_voc(broken_voc, split="test")  # the entity bomb is refused as DTDForbidden below, not expanded
     assert ds.ids == ["ok", "empty"]
     reasons = dict(ds.skipped)
     assert list(reasons) == list(BAD)

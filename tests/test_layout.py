@@ -147,3 +147,31 @@ def test_the_fact_scan_finds_restatements():
     assert re.search(ONE_HOME["validation settings"][0], 'dict("max_det": 300)')
     assert re.search(ONE_HOME["data-kind rule and default splits"][0], 'kind = "voc" if p.is_dir() else "yaml"')
     assert re.search(ONE_HOME["callback name -> restore registry"][0], '{"distill": Distiller.from_state}')
+
+
+def _type_unions_evaluated_at_import(tree: ast.Module) -> list[int]:
+    """Lines of ``X | Y`` between type names in module-level code outside annotations (Python 3.9 evaluates them
+    and has no ``type.__or__``)."""
+    def is_type(node: ast.expr) -> bool:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return is_type(node.left) or is_type(node.right)
+        if isinstance(node, ast.Constant):
+            return node.value is None
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return name in ("str", "int", "float", "bytes", "bool", "ndarray", "Tensor") or name[:1].isupper()
+
+    lines = []
+    for statement in tree.body:
+        values = [statement.value] if isinstance(statement, (ast.Assign, ast.Expr)) else \
+            [statement.value] if isinstance(statement, ast.AnnAssign) and statement.value else []
+        for value in values:
+            lines += [n.lineno for n in ast.walk(value) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
+                      and is_type(n)]
+    return lines
+
+
+def test_nothing_evaluated_at_import_needs_python_3_10():
+    found = {name: lines for name, path in MODULES.items()
+             if (lines := _type_unions_evaluated_at_import(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}, f"X | Y evaluated at import (fails on Python 3.9; use typing.Union): {found}"
+    assert _type_unions_evaluated_at_import(ast.parse("import numpy as np\nA = np.ndarray | str\nB = 1 | 2\n")) == [2]

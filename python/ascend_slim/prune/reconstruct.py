@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from ..imageio import read_image
 from ..model.yolo import YOLOv5
 from .correspondence import ConvCorrespondence
 
-ImageSource = np.ndarray | str | Path
+ImageSource = Union[np.ndarray, str, Path]  # typing.Union: evaluated at import, and Python 3.9 has no X | Y
 
 
 @dataclass

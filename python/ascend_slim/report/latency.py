@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +59,12 @@ def _input_for(session, img_size: tuple[int, int] | None, seed: int) -> dict[str
 
 
 def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 20, warmup: int = 3,
-                    img_size: int | tuple[int, int] | None = None, seed: int = 0) -> list[Latency]:
+                    img_size: int | tuple[int, int] | None = None, seed: int = 0,
+                    clock: Callable[[], float] = time.perf_counter) -> list[Latency]:
     """Median latency of each model on the same random input, measured round-robin (see the module doc).
 
-    ``img_size`` fixes the height and width of models with a dynamic input (``(h, w)`` or an int).
+    ``img_size`` fixes the height and width of models with a dynamic input (``(h, w)`` or an int). ``clock``
+    (seconds) is read before and after each timed run; tests inject a deterministic one.
     """
     if not models:
         raise AscendSlimError("measure_latency needs at least one model")
@@ -77,9 +79,9 @@ def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 
             s.run(None, feed)
     for _ in range(runs):
         for s, feed, result in zip(sessions, feeds, results):
-            start = time.perf_counter()
+            start = clock()
             s.run(None, feed)
-            result.samples_ms.append((time.perf_counter() - start) * 1e3)
+            result.samples_ms.append((clock() - start) * 1e3)
     return results
 
 
@@ -89,8 +91,9 @@ class OnnxLatencyRatio:
     side by side (:func:`measure_latency`, ``threads`` threads, medians of ``runs`` rounds). A context manager:
     the exports live in a temporary folder while it is open."""
 
-    def __init__(self, original, img_size: int = 640, runs: int = 20, threads: int = 1) -> None:
-        self.original, self.img_size, self.runs, self.threads = original, img_size, runs, threads
+    def __init__(self, original, img_size: int = 640, runs: int = 20, threads: int = 1,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.original, self.img_size, self.runs, self.threads, self.clock = original, img_size, runs, threads, clock
         self.settings = {"threads": threads, "runs": runs}  # recorded with the plan
         self._folder: tempfile.TemporaryDirectory | None = None
         self._count = 0
@@ -116,5 +119,5 @@ class OnnxLatencyRatio:
     def __call__(self, candidate) -> float:
         path = self._export(candidate)
         base, pruned = measure_latency([self._original_onnx, path], threads=self.threads,
-                                       runs=self.runs, img_size=self.img_size)
+                                       runs=self.runs, img_size=self.img_size, clock=self.clock)
         return pruned.median_ms / base.median_ms
