@@ -686,6 +686,13 @@ CASES: list[Case] = [
          ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
          bad_model_yaml(lambda cfg: cfg["backbone"][1].__setitem__(0, 7)),
          message=r"model yaml layer 1 .*: 'from' must be an earlier layer's index"),
+    *(Case(f"yaml-{key.replace('_', '-')}-{text}", "Model yaml", f"a model yaml with `{key}: {text}`",
+           "exit 1 naming the field (was: ValueError/OverflowError traceback)",
+           ("prune", "--weights", "{model}", "--percent", "0.1", "--img", "64", "-o", "{out}/p.pt"),
+           bad_model_yaml(lambda cfg, key=key, value=value: cfg.__setitem__(key, value)),
+           message=rf"model yaml {re.escape(key)}.* must be a (finite positive|positive whole) number, got {text}")
+      for key, value, text in (("depth_multiple", float("nan"), "nan"), ("width_multiple", float("inf"), "inf"),
+                               ("nc", float("nan"), "nan"), ("nc", float("inf"), "inf"))),
     # slimming
     Case("slim-classes-mismatch", "Slimming", "`slim` with an 80-class COCO model on VOC data and no `--classes voc`",
          "exit 1 before any stage, no run folder (was: pruned, wrote pruned.pt, then failed; the folder could "

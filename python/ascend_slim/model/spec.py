@@ -120,6 +120,24 @@ def _kind_names(kinds: type | tuple[type, ...]) -> str:
     return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 
+def _positive_number(d: dict, key: str) -> float:
+    """``d[key]`` as a finite positive float (a depth or width multiple)."""
+    value = d[key]
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise AscendSlimError(f"model yaml {key} must be a finite positive number, got {value!r}")
+    return number
+
+
+def _class_count(value: object) -> int:
+    """The class count ``nc``: a positive whole number (a float like 20.0 is accepted)."""
+    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and value == int(value) and value >= 1
+    if not whole:
+        raise AscendSlimError(f"model yaml nc (the class count) must be a positive whole number, got {value!r}")
+    return int(value)
+
+
 def spec_from_yaml(cfg: str | Path | dict, nc: int | None = None, names: list[str] | None = None) -> dict:
     """Expand an Ultralytics YOLOv5 yaml (depth/width multiples) into an explicit spec.
 
@@ -129,14 +147,14 @@ def spec_from_yaml(cfg: str | Path | dict, nc: int | None = None, names: list[st
     d = read_yaml(cfg)
     try:
         layers_in = list(d["backbone"]) + list(d["head"])
-        gd, gw = float(d["depth_multiple"]), float(d["width_multiple"])
+        gd, gw = (_positive_number(d, key) for key in ("depth_multiple", "width_multiple"))
     except (KeyError, TypeError) as exc:
         raise AscendSlimError(f"model yaml lacks {exc}: expected an Ultralytics YOLOv5 model yaml") from None
     if d.get("activation") not in (None, "nn.SiLU()"):
         raise AscendSlimError(f"model yaml activation {d['activation']!r} is not supported (only SiLU)")
     if names is not None:
         nc = len(names)
-    nc = int(nc if nc is not None else d["nc"])
+    nc = _class_count(nc if nc is not None else d.get("nc"))
     names = list(names) if names is not None else (list(d["names"]) if "names" in d and len(d["names"]) == nc
                                                    else default_names(nc))
     ch: list[int] = [3]
