@@ -357,6 +357,25 @@ def static_onnx(size: int) -> Callable[[Env], dict[str, object]]:
     return make
 
 
+def saved_at(size: int) -> Callable[[Env], dict[str, object]]:
+    """An ascend-slim checkpoint (yolov5n, 20 classes) saved for input size ``size``, as a slim run's final.pt."""
+    def make(env: Env) -> dict[str, object]:
+        from ascend_slim.model.checkpoint import save_checkpoint
+        from ascend_slim.model.yolo import YOLOv5
+
+        return {"model": save_checkpoint(env.tmp / "final.pt", YOLOv5.from_yaml("yolov5n", nc=20), img_size=size)}
+    return make
+
+
+def onnx_input_is(relative: str, size: int) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        import onnx
+
+        graph = onnx.load(str(env.tmp / relative)).graph
+        assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][2:] == [size, size]
+    return check
+
+
 def stdout_says_all(*patterns: str) -> Callable[[Env, Result], None]:
     def check(env: Env, result: Result) -> None:
         for pattern in patterns:
@@ -703,6 +722,16 @@ CASES: list[Case] = [
          ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{voc}", "--select-split", "test",
           "--project", "{out}"), lambda env: {"voc": env.voc},
          message=r"--select-split test: the test split is held out"),
+    Case("export-saved-size", "Models", "`export --weights final.pt` (a slim run's result, saved for 160) without "
+         "`--img`", "exported at the saved 160, and says so (was: 640, unlike detect/eval/speed)",
+         ("export", "--weights", "{model}", "-o", "{out}/m.onnx"), saved_at(160), code=0,
+         extra=lambda env, result: (stdout_says(r"160x160: saved in .*final\.pt")(env, result),
+                                    onnx_input_is("out/m.onnx", 160)(env, result))),
+    Case("deploy-saved-size", "Models", "`deploy --weights final.pt` (saved for 160) without `--img`",
+         "the bundle is built for the saved 160, and says so (was: 512)",
+         ("deploy", "--weights", "{model}", "-o", "{out}"), saved_at(160), code=0,
+         extra=lambda env, result: (stdout_says(r"input 160x160: saved in .*final\.pt")(env, result),
+                                    onnx_input_is("out/models/yolov5/model.onnx", 160)(env, result))),
     # report
     Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
          "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "

@@ -51,6 +51,17 @@ warmup_count = int_range(0, 10_000)
 channel_multiple = int_range(1, 256)  # --round-to: 8 (CPU SIMD) or 16 (Ascend cube unit)
 
 
+def input_size(flag: int | None, weights, default: int) -> tuple[int, str]:
+    """The input size to build ``weights`` (.pt) for, and why: ``--img`` when given, else the size an ascend-slim
+    checkpoint was saved for (a slim run's final.pt: its chosen size), else ``default``."""
+    from ..model.checkpoint import saved_img_size
+
+    if flag:
+        return flag, "--img"
+    saved = saved_img_size(weights)
+    return (saved, f"saved in {weights}") if saved else (default, "the default; the checkpoint records no size")
+
+
 def add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det: int, threads: int) -> None:
     """The flags that describe a :class:`~ascend_slim.Detector` (model, thresholds, backend, device, threads)."""
     p.add_argument("--weights", help="model: .pt (official or ascend-slim), .onnx or .om "

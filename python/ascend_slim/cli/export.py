@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import batch_size, image_size, onnx_opset
+from .args import batch_size, image_size, input_size, onnx_opset
 
 NAME = "export"
 HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes)"
+DEFAULT_IMG = 640  # for checkpoints that record no size (Ultralytics)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..meta import HEAD_LAYOUTS
 
     p.add_argument("--weights", help="checkpoint .pt (official Ultralytics or ascend-slim)")
-    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=640,
-                   help="square input size, a multiple of the model stride in 32-4096 (default 640)")
+    p.add_argument("--img", "--img-size", dest="img", type=image_size, default=None,
+                   help=f"square input size, a multiple of the model stride in 32-4096 (default: the size an "
+                   f"ascend-slim .pt was saved for, e.g. a slim run's final.pt; else {DEFAULT_IMG})")
     p.add_argument("--batch", "--batch-size", dest="batch", type=batch_size, default=1, help="1-256 (default 1)")
     p.add_argument("--opset", type=onnx_opset, default=11, help="ONNX opset, 9-20 (default 11: what ATC takes)")
     p.add_argument("--head", choices=HEAD_LAYOUTS, default="raw",
@@ -40,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     out = Path(args.output or weights.with_suffix(".onnx").name)
     check_outputs([("--weights", weights)], files=[("-o", out)])
+    size, why = input_size(args.img, weights, DEFAULT_IMG)
     model, _ = load_for_classes(weights, args.classes)
-    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
+    export_onnx(model, out, img_size=size, batch=args.batch, opset=args.opset, head=args.head,
                 dynamic=args.dynamic)
-    shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"
+    shape = "dynamic size" if args.dynamic else f"{size}x{size}: {why}"
     print(f"exported {weights.name} -> {out} ({args.head} head, {shape}, opset {args.opset})")
     return 0

@@ -57,11 +57,16 @@ def load_weights(path: str | Path) -> tuple[YOLOv5, dict]:
     raise AscendSlimError(f"{path} is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint")
 
 
-def stored_img_size(path: str | Path) -> int:
-    """The input size a checkpoint was saved for (an ascend-slim checkpoint's ``img_size``; 640 for others)."""
+def saved_img_size(path: str | Path) -> int | None:
+    """The input size an ascend-slim checkpoint was saved for; None for other checkpoints (they record none)."""
     ckpt = read_checkpoint(Path(path))
     own = isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
-    return int(ckpt.get("img_size", 640)) if own else 640
+    return int(ckpt.get("img_size", 640)) if own else None
+
+
+def stored_img_size(path: str | Path) -> int:
+    """The input size a checkpoint was saved for (an ascend-slim checkpoint's ``img_size``; 640 for others)."""
+    return saved_img_size(path) or 640
 
 
 def save_checkpoint(path: str | Path, model: YOLOv5, img_size: int = 640, history: list[dict] | None = None,
