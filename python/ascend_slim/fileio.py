@@ -66,6 +66,47 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def claim_run_dir(path: str | Path, *, exist_ok: bool = False, increment: bool = False) -> tuple[Path, bool]:
+    """Create the run folder ``path`` exclusively (``mkdir`` without exist-ok, so two runs started together never
+    share one): when it exists, ``increment`` takes the next free ``path2``, ``path3``, ... (Ultralytics'
+    numbering), ``exist_ok`` takes ``path`` itself (the caller refuses one that holds a run), and otherwise it is
+    refused. Returns the folder and whether this call created it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate, True
+        except FileExistsError:
+            if exist_ok and candidate.is_dir():
+                return candidate, False
+            if not increment:
+                raise AscendSlimError(f"run folder {path} exists: choose another name, or --exist-ok to reuse "
+                                      "it") from None
+        n += 1
+        candidate = Path(f"{path}{n}")
+
+
+def create_new_file(path: str | Path) -> None:
+    """Create the empty file ``path``, failing with FileExistsError when it exists (even in a race)."""
+    _new_file(Path(path))
+
+
+def check_apart(what: str, path: str | Path, others: Named) -> None:
+    """Refuse an output folder ``path`` that is, holds, or lies inside any of ``others`` (files or folders a run
+    reads or writes: replacing ``path`` would destroy them, or writing them would change it)."""
+    real = Path(os.path.realpath(path))
+    for other_what, other in others:
+        if not other:
+            continue
+        other_real = Path(os.path.realpath(other))
+        if real == other_real or other_real.is_relative_to(real) or real.is_relative_to(other_real):
+            relation = "is" if real == other_real else "holds" if other_real.is_relative_to(real) else "lies inside"
+            raise AscendSlimError(f"{what} {path} {relation} {other_what} {other}: replacing it would destroy files "
+                                  "the run needs; choose a folder apart from both")
+
+
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Fail early, before any work, if ``path`` cannot become a writable folder (nothing is created)."""
     path = Path(path)

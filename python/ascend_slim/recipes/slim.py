@@ -33,16 +33,17 @@ and calibration use unlabelled images of the training split, training stages kee
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..compound import Candidate
 from ..errors import AscendSlimError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_apart, claim_run_dir, create_new_file
 from ..model.checkpoint import load_training_state, load_weights, save_checkpoint
 from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
@@ -51,9 +52,15 @@ from .slim_config import SlimConfig
 
 
 # -- stage results (recorded in slim.json) ---------------------------------------------------------------------
+def run_path() -> Any:
+    """A result field holding a path: recorded relative to the run folder when it lies inside (a run folder can be
+    copied or moved), absolute otherwise; :meth:`SlimRun.result` gives it back as a path in the folder."""
+    return field(metadata={"path": True})
+
+
 @dataclass
 class TrainResult:
-    checkpoint: str  # the run's last.pt
+    checkpoint: str = run_path()  # the run's last.pt
     epochs: int
     last_row: dict  # the last results.csv row (empty when an earlier process finished the run)
 
@@ -66,36 +73,36 @@ class PlanResult:
     scored: int  # candidates measured (this run and earlier ones)
     scored_now: int
     cpu_seconds: float  # the whole search's CPU time
-    report: str  # plan/plan.md
+    report: str = run_path()  # plan/plan.md
     contributions: list[dict]  # what each dimension adds (size alone, + cut, + INT8)
 
 
 @dataclass
 class PruneResult:
-    checkpoint: str  # pruned.pt
-    summary: dict  # the plan (fraction removed, round-to), parameters and GFLOPs before/after
-    layers: list[dict]
+    checkpoint: str = run_path()  # pruned.pt
+    summary: dict = field()  # the plan (fraction removed, round-to), parameters and GFLOPs before/after
+    layers: list[dict] = field()
 
 
 @dataclass
 class ReconstructResult:
-    checkpoint: str  # reconstructed.pt
-    report: dict  # per-layer errors before/after, settings, cost (of the plan's reconstruction when it was reused)
+    checkpoint: str = run_path()  # reconstructed.pt
+    report: dict = field()  # per-layer errors before/after, settings, cost (of the plan's reconstruction if reused)
 
 
 @dataclass
 class ExportResult:
-    final_pt: str
-    final_onnx: str  # the FP32 export (the final model unless INT8 follows)
-    original_onnx: str
-    img_size: int  # the chosen input size
+    final_pt: str = run_path()
+    final_onnx: str = run_path()  # the FP32 export (the final model unless INT8 follows)
+    original_onnx: str = run_path()
+    img_size: int = field()  # the chosen input size
 
 
 @dataclass
 class QuantizeResult:
-    final_onnx: str
-    float_nodes: list[str]
-    calibration_batches: int
+    final_onnx: str = run_path()
+    float_nodes: list[str] = field()
+    calibration_batches: int = field()
 
 
 @dataclass
@@ -116,14 +123,14 @@ class LatencyResult:
 
 @dataclass
 class DeployResult:
-    bundle: str
+    bundle: str = run_path()
 
 
 @dataclass
 class ReportResult:
-    report: str
-    map: dict
-    latency: dict
+    report: str = run_path()
+    map: dict = field()
+    latency: dict = field()
 
 
 def _always(run: SlimRun) -> bool:
@@ -150,30 +157,73 @@ class StageRecord:
     result: dict
 
 
+RESUMABLE_SETTINGS = ("target_latency", "max_drop", "confidence", "plan_only")  # what a resumed run may change
+OBJECTIVE_SETTINGS = ("target_latency", "max_drop", "confidence")
+
+
+def _portable(result: dict, result_type: type, folder: Path) -> dict:
+    """``result`` (a stage result as a dict) with its path fields relative to ``folder`` when inside it."""
+    base = os.path.abspath(folder)
+    out = dict(result)
+    for f in fields(result_type):
+        if f.metadata.get("path") and out.get(f.name):
+            absolute = os.path.abspath(out[f.name])
+            inside = os.path.commonpath([absolute, base]) == base
+            out[f.name] = Path(os.path.relpath(absolute, base)).as_posix() if inside else absolute
+    return out
+
+
+def _located(record: dict, result_type: type, folder: Path) -> dict:
+    """The inverse of :func:`_portable`: relative path fields become paths in ``folder`` (where the run is now)."""
+    out = dict(record)
+    for f in fields(result_type):
+        if f.metadata.get("path") and out.get(f.name) and not os.path.isabs(out[f.name]):
+            out[f.name] = str(folder / out[f.name])
+    return out
+
+
 class SlimRun:
     """The run context: the validated ``config``, the run folder ``dir`` and the finished stages ``records``
-    (name -> :class:`StageRecord`, in run order), persisted in ``slim.json``; ``stages`` is the recipe."""
+    (name -> :class:`StageRecord`, in run order), persisted in ``slim.json``; ``stages`` is the recipe.
+    ``outputs``: folders outside the run folder that this run created (its deploy bundle), each recorded with the
+    run folder that made it, so a copy of the run never replaces the original's."""
 
     def __init__(self, config: SlimConfig, records: dict[str, StageRecord] | None = None,
-                 stages: Sequence[Stage] | None = None) -> None:
+                 stages: Sequence[Stage] | None = None, outputs: Sequence[dict] = ()) -> None:
         self.config = config
         self.dir = Path(config.save_dir)
         self.records: dict[str, StageRecord] = dict(records or {})
         self.stages: tuple[Stage, ...] = tuple(SLIM_STAGES if stages is None else stages)
+        self.outputs: list[dict] = list(outputs)
         self._original: YOLOv5 | None = None
         self._models = None
+        self._created_dir = self._fresh = False  # this process made the run folder / its slim.json
 
     @classmethod
-    def create(cls, config: SlimConfig, stages: Sequence[Stage] | None = None) -> SlimRun:
-        """A new run of ``config`` (validated here, the model's classes checked against the data's) in
-        ``config.save_dir``, which must not hold a run yet."""
+    def create(cls, config: SlimConfig, stages: Sequence[Stage] | None = None, *, exist_ok: bool = False,
+               increment: bool = False) -> SlimRun:
+        """A new run of ``config`` (validated here; the model's classes and every split checked against the data)
+        in the folder ``config.save_dir``, created exclusively: an existing one is refused, or with ``increment``
+        the next free ``save_dir2``, ``save_dir3``, ... is taken, or with ``exist_ok`` it is used when it holds no
+        slim run. ``deploy`` may not be, hold or lie inside the run folder or an input."""
         config = config.validated()
-        folder = Path(config.save_dir)
-        if (folder / "slim.json").exists():
-            raise AscendSlimError(f"{folder} already holds a slim run: resume it or choose another name")
         run = cls(config, stages=stages)
-        run.check_classes()
-        folder.mkdir(parents=True, exist_ok=True)
+        run.check_data()
+        folder, created = claim_run_dir(config.save_dir, exist_ok=exist_ok, increment=increment)
+        try:
+            if folder != Path(config.save_dir):
+                run = cls(replace(config, save_dir=str(folder)), stages=stages)
+            run.check_deploy()
+            try:
+                create_new_file(run.state_path)  # exclusive: of two runs given one folder, one gets it
+            except FileExistsError:
+                raise AscendSlimError(f"{folder} already holds a slim run: resume it (--resume) or choose another "
+                                      "name") from None
+        except BaseException:
+            if created:
+                folder.rmdir()
+            raise
+        run._created_dir, run._fresh = created, True
         run.save()
         return run
 
@@ -187,29 +237,53 @@ class SlimRun:
             state = json.loads(path.read_text())
             config = SlimConfig.from_dict({**state["config"], "save_dir": str(folder)})
             records = {k: StageRecord(**v) for k, v in state["stages"].items()}
-        except (ValueError, KeyError, TypeError) as exc:
+            outputs = [dict(o) for o in state.get("outputs", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AscendSlimError(f"{path} is malformed ({type(exc).__name__}: {exc})") from None
-        return cls(config, records, stages)
+        run = cls(config, records, stages, outputs)
+        for name in records:
+            run.result(name)  # a damaged record is found now, not after hours of work
+        return run
 
-    def with_objective(self, target_latency: float | None, max_drop: float | None, confidence: float) -> SlimRun:
-        """This run aiming at another objective: allowed until the plan has chosen (its measurements are kept
-        and reused), refused after."""
-        if "plan" in self.records:
-            raise AscendSlimError(f"{self.dir} has finished its plan: the objective cannot change any more; start "
-                                  "a new run (or `ascend-slim plan` to compare objectives)")
-        config = replace(self.config, target_latency=target_latency, max_drop=max_drop, confidence=confidence)
+    def with_settings(self, config: SlimConfig, names: Callable[[str], str] = str) -> SlimRun:
+        """This run going on with ``config``, which may differ from the run's settings only in the objective and
+        ``plan_only`` (``names`` turns a setting's name into what the caller calls it, e.g. a flag).
+
+        A new objective after the plan re-chooses from the plan's measurements (scoring only candidates it newly
+        needs) and every stage after the plan runs again; so does a plan-only run told to build."""
+        changed = [f.name for f in fields(SlimConfig) if getattr(config, f.name) != getattr(self.config, f.name)
+                   and f.name != "save_dir"]
+        fixed = [name for name in changed if name not in RESUMABLE_SETTINGS]
+        if fixed:
+            raise AscendSlimError(f"{', '.join(map(names, fixed))} cannot change when resuming (the run's settings "
+                                  "are in its slim.json): drop them, or start a new run")
+        config = replace(config, save_dir=self.config.save_dir)
         if not config.objective.given and not config.plan_only:
-            raise AscendSlimError("give --target-latency and/or --max-drop")
-        run = SlimRun(config, self.records, self.stages)
+            raise AscendSlimError("give --target-latency and/or --max-drop (what the plan optimises) to build")
+        records = dict(self.records)
+        plan = self.result("plan")
+        rechoose = any(name in OBJECTIVE_SETTINGS for name in changed) or (
+            plan is not None and plan.chosen is None and not config.plan_only)
+        if plan is not None and rechoose:
+            later = [s.name for s in self.stages[[s.name for s in self.stages].index("plan"):]]
+            records = {k: v for k, v in records.items() if k not in later}
+            shutil.rmtree(self.path("finetune"), ignore_errors=True)  # trained for the old choice
+        run = SlimRun(config, records, self.stages, self.outputs)
         run.save()
         return run
+
+    def with_objective(self, target_latency: float | None, max_drop: float | None, confidence: float) -> SlimRun:
+        """This run aiming at another objective (see :meth:`with_settings`)."""
+        return self.with_settings(replace(self.config, target_latency=target_latency, max_drop=max_drop,
+                                          confidence=confidence))
 
     @property
     def state_path(self) -> Path:
         return self.dir / "slim.json"
 
     def save(self) -> None:
-        state = {"config": self.config.to_dict(), "stages": {k: asdict(v) for k, v in self.records.items()}}
+        state = {"config": self.config.to_dict(), "stages": {k: asdict(v) for k, v in self.records.items()},
+                 "outputs": self.outputs}
         atomic_write_text(self.state_path, json.dumps(state, indent=2) + "\n")
 
     def path(self, name: str) -> Path:
@@ -222,7 +296,11 @@ class SlimRun:
         stage = next((s for s in self.stages if s.name == name), None)
         if stage is None:
             raise AscendSlimError(f"{self.state_path} records stage {name!r}, which this recipe does not have")
-        return stage.result_type(**self.records[name].result)
+        try:
+            return stage.result_type(**_located(self.records[name].result, stage.result_type, self.dir))
+        except (TypeError, AttributeError) as exc:
+            raise AscendSlimError(f"{self.state_path}: the record of stage {name!r} is damaged ({exc}); restore "
+                                  "the file or start a new run") from None
 
     def model_checkpoint(self) -> str | None:
         """The checkpoint of the newest model so far (the last finished stage whose result has one); None: the
@@ -243,18 +321,63 @@ class SlimRun:
         checkpoint = self.model_checkpoint()
         return load_weights(checkpoint)[0] if checkpoint else self.original_model()
 
-    def check_classes(self) -> None:
-        """Refuse a model whose classes are not the data's (before any work: every stage would fail or mislead)."""
+    def check_data(self) -> None:
+        """Before any work: the model's classes are the data's, and every split the run reads loads, the labelled
+        ones (selection, evaluation) hold labelled objects, and the selection shares no image with the
+        evaluation split (nor with the training split when the run trains)."""
         from ..evaluation import evaluation_set
 
+        c = self.config
+        splits = {"selection": c.select_split, "evaluation": c.train.val_split, "training": c.train.train_split}
+        sets: dict[str, Any] = {}
+        loaded = {}
+        for role, split in splits.items():
+            if role != "training" or c.trains or c.cuts or c.int8:
+                sets[split] = sets.get(split) or evaluation_set(c.data, split)
+                loaded[role] = (split, sets[split])
         names = tuple(self.original_model().names)
-        data_names = tuple(evaluation_set(self.config.data, self.config.select_split).class_names)
+        data_names = tuple(loaded["selection"][1].class_names)
         if names != data_names:
             hint = " (add --classes voc)" if len(data_names) == 20 and len(names) == 80 else \
                 " (remap it with --classes, or train it on this data first)"
-            raise AscendSlimError(f"{self.config.weights} predicts {len(names)} classes ({', '.join(names[:3])}, ...) "
-                                  f"but {self.config.data} has {len(data_names)} ({', '.join(data_names[:3])}, ...)"
+            raise AscendSlimError(f"{c.weights} predicts {len(names)} classes ({', '.join(names[:3])}, ...) "
+                                  f"but {c.data} has {len(data_names)} ({', '.join(data_names[:3])}, ...)"
                                   f"{hint}")
+        for role in ("selection", "evaluation"):
+            split, dataset = loaded[role]
+            objects = sum(int((~a.difficult).sum()) for a in dataset.annotations.values())
+            if not objects:
+                raise AscendSlimError(f"the {role} split {split} of {c.data} has no labelled object (mAP would be "
+                                      "undefined): choose a labelled split")
+        selected = set(loaded["selection"][1].ids)
+        for role in ("evaluation", "training"):
+            if role not in loaded or (role == "training" and not c.trains):
+                continue
+            split, dataset = loaded[role]
+            shared = selected & set(dataset.ids)
+            if shared:
+                raise AscendSlimError(
+                    f"the selection split {c.select_split} shares {len(shared)} image(s) with the {role} split "
+                    f"{split} (e.g. {min(shared)}): the plan would choose on images it is "
+                    f"{'evaluated' if role == 'evaluation' else 'trained'} on; select on a split apart from it")
+
+    def check_deploy(self) -> None:
+        """``deploy`` may not be, hold or lie inside the run folder or an input (replacing it would destroy them)."""
+        c = self.config
+        if c.deploy:
+            check_apart("--deploy", c.deploy, [("the run folder", self.dir), ("--weights", c.weights),
+                                               ("--data", c.data), ("--distill-images", c.distill_images)])
+
+    def owns(self, folder: str | Path) -> bool:
+        """Whether this run (in its present folder) created ``folder`` outside it."""
+        entry = {"path": os.path.abspath(folder), "run": os.path.realpath(self.dir)}
+        return entry in self.outputs
+
+    def claim_output(self, folder: str | Path) -> None:
+        entry = {"path": os.path.abspath(folder), "run": os.path.realpath(self.dir)}
+        if entry not in self.outputs:
+            self.outputs.append(entry)
+            self.save()
 
     def chosen(self) -> Candidate | None:
         """The plan's choice (None before the plan, or when it only drew the frontier)."""
@@ -294,18 +417,21 @@ class SlimRun:
         if not isinstance(result, stage.result_type):
             raise TypeError(f"stage {stage.name} returned {type(result).__name__}, not {stage.result_type.__name__}")
         self.records[stage.name] = StageRecord(round(time.perf_counter() - start, 2),
-                                               round(cpu_seconds() - cpu_start, 2), asdict(result))
+                                               round(cpu_seconds() - cpu_start, 2),
+                                               _portable(asdict(result), stage.result_type, self.dir))
         self.save()
 
     def run(self) -> SlimRun:
         """Run every stage of the recipe that has not finished, in order. A run that fails before any stage left
-        anything behind leaves no folder."""
+        anything behind leaves no slim.json, and no folder when it made the folder."""
         try:
             for stage in self.stages:
                 self.run_stage(stage)
         except BaseException:
-            if not self.records and [p.name for p in self.dir.iterdir()] == ["slim.json"]:
-                shutil.rmtree(self.dir)
+            if self._fresh and not self.records and [p.name for p in self.dir.iterdir()] == ["slim.json"]:
+                self.state_path.unlink()
+                if self._created_dir:
+                    self.dir.rmdir()
             raise
         return self
 
@@ -362,7 +488,8 @@ def plan_stage(run: SlimRun) -> PlanResult:
     measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, latency_model=c.latency_model,
                             latency_runs=c.latency_runs)
     result = search(c.space, c.objective, measurer.score, measurer.latency, run.path("plan/measurements.json"),
-                    measurer.context(c.weights, c.classes, c.select_split), latency_estimated=measurer.estimated)
+                    measurer.context(run.model_checkpoint() or c.weights, c.classes, c.select_split),
+                    latency_estimated=measurer.estimated)
     paths = write_report(result, run.path("plan"))
     plan = result.plan
     print(f"slim: plan: {plan.message} ({len(result.measurements)} candidates scored, {result.scored_now} now; "
@@ -419,10 +546,10 @@ def export_stage(run: SlimRun) -> ExportResult:
 
     c, chosen = run.config, run.chosen()
     checkpoint = run.model_checkpoint()
-    model, history = (load_weights(checkpoint)[0], None) if checkpoint else (run.original_model(), None)
+    model = load_weights(checkpoint)[0] if checkpoint else run.original_model()
     plan = run.result("plan")
-    model.history.append({"action": "slim_plan", "chosen": plan.chosen, "objective": c.objective.to_dict(),
-                          "selection": c.select_split, "message": plan.message})
+    history = [*model.history, {"action": "slim_plan", "chosen": plan.chosen, "objective": c.objective.to_dict(),
+                                "selection": c.select_split, "message": plan.message}]  # final.pt's, not the model's
     final_pt = save_checkpoint(run.path("final.pt"), model, img_size=chosen.img_size, history=history)
     name = "final-fp32.onnx" if chosen.precision == "int8" else "final.onnx"
     final_onnx = export_onnx(model, run.path(name), img_size=chosen.img_size, head="raw")
@@ -480,7 +607,14 @@ def deploy_stage(run: SlimRun) -> DeployResult:
     from ..quant.amct import write_amct_config
 
     c, exported, quantized = run.config, run.result("export"), run.result("quantize")
-    out = deploy(exported.final_pt, c.deploy, img_size=exported.img_size, soc=c.soc, force=True)
+    run.check_deploy()  # again: the folders may have changed since the start
+    target = Path(c.deploy)
+    ours = run.owns(target)
+    if not ours and target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise AscendSlimError(f"deploy folder {target} is not empty any more (written since the run started) and "
+                              "this run did not create it, so it is not replaced: move its files away, then resume")
+    out = deploy(exported.final_pt, target, img_size=exported.img_size, soc=c.soc, force=ours)
+    run.claim_output(out)
     if quantized:
         write_amct_config(out / "model" / "amct.cfg", quantized.float_nodes, quantized.calibration_batches,
                           comment="AMCT calibration config of the INT8 choice (same float layers as final.onnx); "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..compound import Objective, SearchSpace
 from ..errors import AscendSlimError
+from ..limits import IMAGE_SIZE
 from ..train.config import TrainConfig
 from ..train.hyp import load_hyp
 
@@ -16,6 +19,26 @@ SLIM_HYP = {"warmup_bias_lr": 0.0}
 LATENCY_MODELS = ("measured", "flops")
 IMPORTANCE_CRITERIA = ("output", "slim", "l1", "l2")
 HELD_OUT_SPLITS = ("test",)  # never used to choose anything
+INPUT_PATHS = ("weights", "data", "distill_images", "deploy")  # kept absolute: a run folder can move
+# what check_types accepts (the CLI's flag types give the same ranges)
+INT_SETTINGS = {"recon_images": (0, 100_000), "recon_samples": (1, 1_000_000), "calib_images": (0, 100_000),
+                "round_to": (1, 256), "latency_runs": (1, 10_000), "sparsity_epochs": (0, 100_000),
+                "finetune_epochs": (0, 100_000), "img_size": IMAGE_SIZE}
+FLOAT_SETTINGS = {"target_latency": (0.0, 1.0, True), "max_drop": (0.0, 100.0, True), "confidence": (0.0, 1.0, False),
+                  "sparsity_rate": (0.0, 1e3, False), "sparsity_decay": (0.0, 1.0, False),
+                  "sparsity_beta": (-1e3, 1e3, False), "distill_weight": (0.0, 1e6, False)}
+BOOL_SETTINGS = ("int8", "plan_only", "distill", "freeze_bn")
+STR_SETTINGS = ("weights", "data", "classes", "save_dir", "latency_model", "select_split", "importance",
+                "distill_images", "deploy", "soc")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool, not a string)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def slim_training() -> TrainConfig:
@@ -88,6 +111,7 @@ class SlimConfig:
     def validated(self) -> SlimConfig:
         """This config with the training settings validated and the splits resolved; raises AscendSlimError for
         settings no run can use (before any work is done)."""
+        self.check_types()
         if not self.weights or not self.data:
             raise AscendSlimError("slim needs weights (--weights) and data (--data), or a run to resume")
         if not self.objective.given and not self.plan_only:
@@ -123,7 +147,40 @@ class SlimConfig:
         if self.trains and overlaps:
             raise AscendSlimError(f"the selection split {select} overlaps the training split {train.train_split}: "
                                   "train on train and select on val (--train-split train --select-split val)")
-        return replace(self, train=train, select_split=select)
+        inputs = {k: os.path.abspath(getattr(self, k)) for k in INPUT_PATHS if getattr(self, k)}
+        return replace(self, train=train, select_split=select, **inputs)
+
+    def check_types(self) -> None:
+        """Raise AscendSlimError naming the first setting whose type or range no run can use (as the CLI's flag
+        types would): ``cuts=0.1`` (not a list), ``img_sizes=320``, ``confidence="0.9"``, ``latency_runs=0``."""
+        for name, (low, high) in INT_SETTINGS.items():
+            value = getattr(self, name)
+            if not _is_int(value) or not low <= value <= high:
+                raise AscendSlimError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        for name in BOOL_SETTINGS:
+            if not isinstance(getattr(self, name), bool):
+                raise AscendSlimError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in STR_SETTINGS:
+            if not isinstance(getattr(self, name), str):
+                raise AscendSlimError(f"{name} must be a string (a path or a name), got {getattr(self, name)!r}")
+        for name, (low, high, optional) in FLOAT_SETTINGS.items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if not _is_number(value) or not low <= value <= high:
+                none = " or None" if optional else ""
+                raise AscendSlimError(f"{name} must be a number in [{low:g}, {high:g}]{none}, got {value!r}")
+        if not 0.0 < self.confidence < 1.0:
+            raise AscendSlimError(f"confidence must lie strictly between 0 and 1, got {self.confidence!r}")
+        if not isinstance(self.img_sizes, (tuple, list)) or not all(
+                _is_int(v) and IMAGE_SIZE[0] <= v <= IMAGE_SIZE[1] for v in self.img_sizes):
+            raise AscendSlimError(f"img_sizes must be a list of input sizes in [{IMAGE_SIZE[0]}, {IMAGE_SIZE[1]}] "
+                                  f"(empty: every multiple of 32 in 256-640), got {self.img_sizes!r}")
+        if not isinstance(self.cuts, (tuple, list)) or not all(_is_number(v) and 0 <= v < 1 for v in self.cuts):
+            raise AscendSlimError(f"cuts must be a list of channel fractions in [0, 1) (empty: no cuts), got "
+                                  f"{self.cuts!r}")
+        if not isinstance(self.train, TrainConfig):
+            raise AscendSlimError(f"train must be a TrainConfig, got {type(self.train).__name__}")
 
     def to_dict(self) -> dict:
         return asdict(self)
