@@ -202,9 +202,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _flag_names() -> dict[str, str]:
-    """SlimConfig setting -> the flag that sets it (for messages)."""
+    """SlimConfig setting (keys as in :data:`SETTINGS`) -> the flag that sets it (for messages)."""
     flags = {a.dest: a.option_strings[0] for a in _parser()._actions if a.option_strings}
-    return {setting.removeprefix("train."): flags[dest] for dest, setting in SETTINGS.items()}
+    return {setting: flags[dest] for dest, setting in SETTINGS.items()}
 
 
 def _resumed(args: argparse.Namespace):
@@ -225,8 +225,7 @@ def _resumed(args: argparse.Namespace):
     if "plan_only" not in settings and any(k in given for k in OBJECTIVE_SETTINGS):
         settings["plan_only"] = False  # an objective given to `slim`: build the choice
     train = {k: v for k, v in settings.items() if k.startswith("train.")}
-    changed_train = [k.removeprefix("train.") for k, v in train.items()
-                     if getattr(run.config.train, k.removeprefix("train.")) != v]
+    changed_train = [k for k, v in train.items() if getattr(run.config.train, k.removeprefix("train.")) != v]
     names = _flag_names()
     if changed_train:
         from ..errors import AscendSlimError
