@@ -190,7 +190,7 @@ def test_deploy_is_kept_apart_from_the_run_and_checked_again_at_its_stage(
     run = SlimRun.create(_config(voc8, yolov5n_pt, tmp_path / "run", deploy=str(bundle)))
     bundle.mkdir()
     (bundle / "theirs.txt").write_text("someone else's")
-    with pytest.raises(AscendSlimError, match="not empty any more .* did not create it"):
+    with pytest.raises(AscendSlimError, match=r"not empty any more .* did not create it"):
         run.run()
     assert (bundle / "theirs.txt").read_text() == "someone else's"
     (bundle / "theirs.txt").unlink()

@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import AscendSlimError
-from ..evaluation.bootstrap import DifferenceInterval
+from ..evaluation.bootstrap import DifferenceInterval, MatchTable
 from ..fileio import atomic_write_text
 from .candidates import Candidate
 
 CACHE_VERSION = 1
+SETTINGS_FILE = "settings.json"  # beside a folder's cached files: the settings they were all made under
+
+
+def settings_key(context: Mapping[str, Any]) -> str:
+    """A short hash of ``context`` (JSON, keys sorted): the key every cached file of one search is tied to."""
+    return hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differing(stored: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(k for k in set(stored) | set(context) if stored.get(k) != context.get(k)))
+
+
+def tie_folder(folder: str | Path, context: Mapping[str, Any]) -> str:
+    """Tie every file in ``folder`` (a plan's cache: measurements, the original's match records, candidate
+    models) to ``context``: the first use records it in ``folder/settings.json``; a folder made under other
+    settings, or holding files without that record, is refused as a whole (deleting one file of it would leave
+    the others to be reused for the wrong model). Returns the settings key."""
+    folder = Path(folder)
+    context = json.loads(json.dumps(dict(context)))
+    key, path = settings_key(context), folder / SETTINGS_FILE
+    fresh = f"delete the whole folder {folder} to plan afresh, or use a new run folder"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored_key, stored_context = stored["key"], stored["context"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AscendSlimError(f"{path} is damaged ({type(exc).__name__}): {fresh}") from None
+        if stored_key != key:
+            differ = _differing(stored_context, context) if isinstance(stored_context, dict) else "all"
+            raise AscendSlimError(f"{folder} was made for other settings ({differ} differ): {fresh}")
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise AscendSlimError(f"{folder} holds files but no record of the settings they were made for "
+                              f"({SETTINGS_FILE} missing): {fresh}")
+    else:
+        atomic_write_text(path, json.dumps({"key": key, "context": context}, indent=1) + "\n")
+    return key
 STAGES = ("size", "cut", "int8")
 
 
@@ -64,6 +102,7 @@ class MeasurementCache:
     def __init__(self, path: str | Path, context: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.context = json.loads(json.dumps(dict(context)))  # as it reads back from the file
+        self.key = settings_key(self.context)
         self.measurements: dict[str, Measurement] = {}
         self.latencies: dict[str, tuple[float, float]] = {}  # key -> (latency ratio, CPU seconds to time it)
         if self.path.exists():
@@ -78,12 +117,12 @@ class MeasurementCache:
             measurements = {k: Measurement.from_dict(v) for k, v in data["measurements"].items()}
             latencies = {k: (float(v["ratio"]), float(v["cpu_seconds"])) for k, v in data["latencies"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise AscendSlimError(f"search cache {self.path} is unreadable ({exc}): delete it to search afresh") \
-                from None
+            raise AscendSlimError(f"search cache {self.path} is unreadable ({type(exc).__name__}: {exc}): delete "
+                                  f"the whole folder {self.path.parent} to search afresh") from None
         if stored != self.context:
-            changed = sorted(k for k in set(stored) | set(self.context) if stored.get(k) != self.context.get(k))
-            raise AscendSlimError(f"search cache {self.path} was written for other settings ({', '.join(changed)} "
-                                  "differ): use a new run folder or delete the cache")
+            raise AscendSlimError(f"search cache {self.path} was written for other settings "
+                                  f"({_differing(stored, self.context)} differ): delete the whole folder "
+                                  f"{self.path.parent} (its measurements and models alike) or use a new run folder")
         self.measurements, self.latencies = measurements, latencies
 
     def save(self) -> None:
@@ -94,8 +133,20 @@ class MeasurementCache:
 
     @property
     def reference_path(self) -> Path:
-        """Where the original's per-image match records are kept (a resumed search bootstraps against them)."""
-        return self.path.with_name(self.path.stem + ".original.npz")
+        """Where the original's per-image match records are kept (a resumed search bootstraps against them),
+        named with the settings key: records made under other settings are never read."""
+        return self.path.with_name(f"{self.path.stem}.original.{self.key}.npz")
+
+    def load_reference(self) -> MatchTable | None:
+        """The original's cached match records; None when not cached yet."""
+        path = self.reference_path
+        if not path.exists():
+            return None
+        try:
+            return MatchTable.load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise AscendSlimError(f"cached match records {path} are damaged ({type(exc).__name__}): delete the whole "
+                                  f"folder {self.path.parent} to search afresh") from None
 
     def add_latency(self, candidate: Candidate, ratio: float, cpu_seconds: float) -> None:
         self.latencies[candidate.key] = (ratio, cpu_seconds)

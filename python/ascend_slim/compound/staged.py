@@ -102,12 +102,10 @@ class _Search:
 
     def bootstrap(self) -> PairedBootstrap:
         if self._bootstrap is None:
-            path = self.cache.reference_path
-            if path.exists():
-                reference = MatchTable.load(path)
-            else:
+            reference = self.cache.load_reference()
+            if reference is None:
                 reference = self._table(self.space.original)
-                reference.save(path)
+                reference.save(self.cache.reference_path)
             self._bootstrap = PairedBootstrap(reference, self.resamples, self.seed)
         return self._bootstrap
 

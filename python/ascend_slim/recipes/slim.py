@@ -479,6 +479,7 @@ def sparsity_stage(run: SlimRun) -> TrainResult:
 
 def plan_stage(run: SlimRun) -> PlanResult:
     from ..compound import search
+    from ..compound.measurement import tie_folder
     from ..compound.report import contributions, write_report
     from ..evaluation import evaluation_set
     from .slim_plan import PlanMeasurer
@@ -487,9 +488,10 @@ def plan_stage(run: SlimRun) -> PlanResult:
     selection = evaluation_set(c.data, c.select_split, class_names=run.original_model().names)
     measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, latency_model=c.latency_model,
                             latency_runs=c.latency_runs)
+    context = measurer.context(run.model_checkpoint() or c.weights, c.classes, c.select_split)  # the model measured
+    tie_folder(run.path("plan"), context)  # every file under plan/ belongs to these settings
     result = search(c.space, c.objective, measurer.score, measurer.latency, run.path("plan/measurements.json"),
-                    measurer.context(run.model_checkpoint() or c.weights, c.classes, c.select_split),
-                    latency_estimated=measurer.estimated)
+                    context, latency_estimated=measurer.estimated)
     paths = write_report(result, run.path("plan"))
     plan = result.plan
     print(f"slim: plan: {plan.message} ({len(result.measurements)} candidates scored, {result.scored_now} now; "
