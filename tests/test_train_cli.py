@@ -81,3 +81,32 @@ def test_run_folders_increment(tmp_path: Path) -> None:
     (tmp_path / "exp2").mkdir()
     assert next_run_dir(tmp_path, "exp") == tmp_path / "exp3"
     assert next_run_dir(tmp_path, "exp", exist_ok=True) == tmp_path / "exp"
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_run_folders_are_created_exclusively(command: str, tiny_voc: Path, yolov5n_pt: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs that chose one free name before either made it (two processes started together): the folder is
+    made without exist-ok, so this one takes the next name (was: both trained into exp). A start that fails
+    leaves no empty folder; --exist-ok into a folder holding a run is refused."""
+    import ascend_slim.train.builder as builder
+
+    project = tmp_path / "runs"
+    (project / "exp").mkdir(parents=True)  # made by the other run after both chose "exp"
+    monkeypatch.setattr(builder, "next_run_dir", lambda project, name, exist_ok: Path(project) / name)
+    used = []
+
+    def stop(config, callbacks, **kwargs):
+        used.append(Path(config.save_dir))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builder, "build_trainer", stop)
+    weights = ["--weights", str(yolov5n_pt)] if command == "finetune" else ["--cfg", "yolov5n"]
+    argv = [command, "--data", str(tiny_voc), *weights, *SMALL, "--project", str(project)]
+    assert main(argv) == 130
+    assert used == [project / "exp2"] and sorted(p.name for p in project.iterdir()) == ["exp"]
+    (project / "exp" / "results.csv").write_text("epoch\n0\n")
+    capsys.readouterr()
+    assert main([*argv, "--exist-ok"]) == 1
+    assert "runs/exp holds a training run (results.csv): resume it with --resume" in capsys.readouterr().err

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import AscendSlimError
-    from ..fileio import check_output_dir, check_outputs
+    from ..fileio import check_output_dir, check_outputs, claim_run_dir
     from ..model.checkpoint import load_training_state
     from ..recipes.callbacks import training_callbacks  # also registers them for restore_callbacks
     from ..train.builder import build_trainer, latest_checkpoint, next_run_dir, resume_trainer
@@ -103,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([("--weights", args.weights), ("--data", args.data), ("--hyp", args.hyp),
                        ("--cfg", getattr(args, "cfg", "")), ("--distill", args.distill),
                        ("--distill-images", args.distill_images)], folders=[("--project/--name", save_dir)])
+        created = False
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (and makes the folder)
+            save_dir, created = claim_run_dir(save_dir, exist_ok=args.exist_ok, increment=not args.exist_ok)
+            held = [p for p in ("weights/last.pt", "results.csv") if (save_dir / p).exists()]
+            if held:
+                raise AscendSlimError(f"{save_dir} holds a training run ({held[0]}): resume it with --resume "
+                                      f"{save_dir / 'weights' / 'last.pt'}, or choose another --name")
         config = TrainConfig(
             data=args.data, weights=args.weights, cfg=getattr(args, "cfg", ""), classes=getattr(args, "classes", ""),
             train_split=args.train_split, val_split=args.val_split, cache=args.cache,
@@ -110,10 +117,15 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
             cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
             noval=args.noval, amp=args.amp, save_dir=str(save_dir))
-        trainer = build_trainer(config, training_callbacks(
-            sparsity=getattr(args, "sparsity", 0.0), sparsity_decay=getattr(args, "sparsity_decay", 0.9),
-            sparsity_beta=getattr(args, "sparsity_beta", 0.0), distill=args.distill,
-            distill_weight=args.distill_weight, distill_images=args.distill_images))
+        try:
+            trainer = build_trainer(config, training_callbacks(
+                sparsity=getattr(args, "sparsity", 0.0), sparsity_decay=getattr(args, "sparsity_decay", 0.9),
+                sparsity_beta=getattr(args, "sparsity_beta", 0.0), distill=args.distill,
+                distill_weight=args.distill_weight, distill_images=args.distill_images))
+        except BaseException:
+            if created and not any(save_dir.iterdir()):
+                save_dir.rmdir()  # a start that failed leaves no empty run folder
+            raise
     try:
         if trainer.is_main:
             print(f"training {trainer.start_epoch}..{trainer.epochs - 1} on {trainer.device} "
