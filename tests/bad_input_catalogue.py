@@ -387,6 +387,130 @@ def hyp_file(text: str) -> Callable[[Env], dict[str, object]]:
     return lambda env: {"hyp": write(env.tmp / "hyp.yaml", text.encode()), "voc": env.voc}
 
 
+def slim_run(env: Env, plan: dict | None = None, **overrides: object) -> Path:
+    """A slim run folder (slim.json only) on the real VOC at ``target_latency`` 0.1, FP32 sizes only; with
+    ``plan``, its plan stage recorded as finished with that choice (``chosen`` None: a plan-only run)."""
+    from dataclasses import asdict
+
+    from ascend_slim.recipes.slim import PlanResult, SlimConfig, SlimRun, StageRecord
+
+    options = dict(weights=str(env.pt), classes="voc", data=str(env.voc), cuts=(), int8=False, target_latency=0.1,
+                   save_dir=str(env.tmp / "run"))
+    run = SlimRun.create(SlimConfig(**{**options, **overrides}))
+    if plan is not None:
+        result = PlanResult(plan.get("chosen"), True, "ok", 3, 3, 1.0, str(run.path("plan/plan.md")), [])
+        run.records["plan"] = StageRecord(1.0, 1.0, asdict(result))
+        run.save()
+    return run.dir
+
+
+CHOSEN = {"img_size": 320, "cut": 0.0, "precision": "fp32"}
+
+
+def resumed(command: str, *flags: str, plan: dict | None = None, check: Callable[[object], bool],
+            **overrides: object) -> Callable[[Env], object]:
+    """``ascend-slim <command> --resume RUN <flags>`` resolved (the run it would go on with, not run), asserting
+    ``check(run)``."""
+    def call(env: Env) -> object:
+        from ascend_slim.cli import build_parser
+        from ascend_slim.cli.slim import resumed_run
+
+        folder = slim_run(env, plan, **overrides)
+        run = resumed_run(build_parser().parse_args([command, "--resume", str(folder), *flags]))
+        assert check(run), (run.config, list(run.records))
+        return run
+    return call
+
+
+def damaged_record(env: Env) -> dict[str, object]:
+    """A run whose slim.json records a plan without its ``contributions`` field."""
+    import json
+
+    folder = slim_run(env, {"chosen": CHOSEN})
+    state = json.loads((folder / "slim.json").read_text())
+    del state["stages"]["plan"]["result"]["contributions"]
+    (folder / "slim.json").write_text(json.dumps(state))
+    return {"run": folder, "voc": env.voc}
+
+
+def copied_run(env: Env) -> object:
+    """A run with an export record, copied: the copy's records name the copy's files (was: the original's)."""
+    import shutil
+
+    from ascend_slim.recipes.slim import ExportResult, SlimRun, Stage
+
+    run = SlimRun.resume(slim_run(env, {"chosen": CHOSEN}))
+    run.run_stage(Stage("export", lambda run: ExportResult(*(str(run.path(n)) for n in (
+        "final.pt", "final.onnx", "original.onnx")), 320), ExportResult))
+    shutil.copytree(run.dir, env.tmp / "copy")
+    copy = SlimRun.resume(env.tmp / "copy")
+    assert copy.result("export").final_onnx == str(env.tmp / "copy" / "final.onnx")
+    return copy
+
+
+def deploy_written_meanwhile(env: Env) -> object:
+    """The deploy stage of a run whose --deploy folder someone wrote into after the start."""
+    from ascend_slim.recipes.slim import SlimRun, deploy_stage
+
+    run = SlimRun.resume(slim_run(env, {"chosen": CHOSEN}, deploy=str(env.tmp / "bundle")))
+    write(env.tmp / "bundle" / "theirs.txt", b"someone else's")
+    try:
+        return deploy_stage(run)
+    finally:
+        assert (env.tmp / "bundle" / "theirs.txt").read_bytes() == b"someone else's"
+
+
+def claimed_twice(env: Env) -> object:
+    """Two runs that chose the free name ``exp`` before either made it: the second gets ``exp2``."""
+    from ascend_slim.fileio import claim_run_dir
+
+    assert claim_run_dir(env.tmp / "exp", increment=True) == (env.tmp / "exp", True)
+    assert claim_run_dir(env.tmp / "exp", increment=True) == (env.tmp / "exp2", True)
+    return env.tmp / "exp2"
+
+
+def plan_cache_of_other_weights(env: Env) -> object:
+    """plan/ made for other weights, measurements.json deleted as an earlier message told: still refused."""
+    from ascend_slim.compound.measurement import tie_folder
+
+    tie_folder(env.tmp / "plan", {"weights": "old"})
+    write(env.tmp / "plan" / "models" / "320-c0.1-fp32.onnx", b"the old model's")
+    return tie_folder(env.tmp / "plan", {"weights": "new"})
+
+
+def damaged_match_records(env: Env) -> object:
+    from ascend_slim.compound.measurement import MeasurementCache
+
+    cache = MeasurementCache(env.tmp / "plan" / "measurements.json", {"weights": "w"})
+    write(cache.reference_path, b"PK\x03\x04 cut short")
+    return cache.load_reference()
+
+
+def slim_config(**settings: object) -> Callable[[Env], object]:
+    def call(env: Env) -> object:
+        from ascend_slim.recipes.slim import SlimConfig
+
+        return SlimConfig(weights=str(env.pt), data=str(env.voc), classes="voc", **settings).validated()
+    return call
+
+
+def split_file(name: str, text: str) -> Callable[[Path], None]:
+    def change(year: Path) -> None:
+        write(year / "ImageSets" / "Main" / f"{name}.txt", text.encode())
+    return change
+
+
+def changes(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    def change(year: Path) -> None:
+        for step in steps:
+            step(year)
+    return change
+
+
+def no_objects(image_id: str) -> Callable[[Path], None]:
+    return replace_xml(image_id, lambda t: re.sub(r"<object>.*?</object>", "", t, flags=re.S))
+
+
 # -- library calls ------------------------------------------------------------------------------------------
 def core_call(name: str, *args: object, **kwargs: object) -> Callable[[Env], object]:
     def call(env: Env) -> object:
@@ -463,6 +587,14 @@ DETECT = ("detect", "--weights", "{onnx}", "--img", "320", "--source", "{src}", 
 DETECT_WITH = ("detect", "--weights", "{model}", "--img", "320", "--source", "{images}/bus.jpg", "--out", "{out}")
 EVAL = ("eval", "--weights", "{onnx}", "--img", "160", "--data", "{voc}", "--out", "{out}", "--plots", "")
 FROM_TXT = ("eval", "--data", "{voc}", "--from-txt", "{voc}/../dets", "--out", "{out}", "--plots", "")
+
+
+SLIM = ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{voc}", "--project", "{out}")
+SLIM_MINI = (*SLIM, "--cuts", "none", "--no-int8")  # a mini VOC without a training split
+
+
+def voc_only(env: Env) -> dict[str, object]:
+    return {"voc": env.voc}
 
 
 def flag(*args: str, error: str, what: str) -> Case:
@@ -732,6 +864,89 @@ CASES: list[Case] = [
          ("deploy", "--weights", "{model}", "-o", "{out}"), saved_at(160), code=0,
          extra=lambda env, result: (stdout_says(r"input 160x160: saved in .*final\.pt")(env, result),
                                     onnx_input_is("out/models/yolov5/model.onnx", 160)(env, result))),
+    # slim run folders
+    Case("slim-deploy-holds-run", "Slim runs", "`slim --project dl1 --name exp --deploy dl1` (the bundle folder "
+         "holds the run)", "exit 1 before any work (was: exit 0, and the bundle replaced dl1/exp: final.pt, "
+         "final.onnx, eval.json and plan/ lost)", (*SLIM, "--name", "exp", "--deploy", "{out}"), voc_only,
+         message=r"--deploy .*/out holds the run folder .*/out/exp"),
+    Case("slim-deploy-inside-run", "Slim runs", "`slim --deploy runs/q/plan` (inside the run folder)",
+         "exit 1 before any work (was: the plan replaced by the bundle)",
+         (*SLIM, "--name", "q", "--deploy", "{out}/q/plan"), voc_only,
+         message=r"--deploy .*/out/q/plan lies inside the run folder .*/out/q"),
+    Case("slim-deploy-written-meanwhile", "Slim runs", "a `--deploy` folder someone wrote into after the run "
+         "started", "the deploy stage checks again and refuses: a non-empty folder the run did not create is never "
+         "replaced (was: replaced without a recheck)", call=deploy_written_meanwhile, error=AscendSlimError,
+         message=r"deploy folder .*bundle is not empty any more .* this run did not create it"),
+    Case("slim-same-name-race", "Slim runs", "two `slim`/`plan` runs started together with one `--project/--name`",
+         "the folder is made without exist-ok: the second run takes the next free name (was: both ran in one "
+         "folder, 3 of 3 tries)", call=claimed_twice),
+    Case("slim-exist-ok-holds-run", "Slim runs", "`slim --exist-ok` into a folder that holds a slim run",
+         "exit 1: resume it or choose another name (was: one run's results overwrote the other's)",
+         (*SLIM, "--name", "exp", "--exist-ok"), lambda env: {"voc": env.voc, "_": write(
+             env.tmp / "out" / "exp" / "slim.json", b"{}")}, message=r"out/exp already holds a slim run: resume it"),
+    Case("slim-resume-default-value", "Slim runs", "`slim --resume RUN --target-latency 0.3` (the CLI default) on a "
+         "run planned for 0.1", "honoured: the plan re-chooses from its measurements and the stages after it run "
+         "again (was: the run went on with 0.1)", call=resumed(
+             "slim", "--target-latency", "0.3", plan={"chosen": CHOSEN},
+             check=lambda run: run.config.target_latency == 0.3 and "plan" not in run.records)),
+    Case("slim-resume-one-objective-flag", "Slim runs", "`slim --resume RUN --max-drop 50` (or `--confidence "
+         "0.95`) alone", "the run's other objective values are kept (was: the budget reset to 0.3, breaking the "
+         "user's 0.1)", call=resumed("slim", "--max-drop", "50", plan={"chosen": CHOSEN}, check=lambda run: (
+             run.config.target_latency, run.config.max_drop, run.config.confidence) == (0.1, 50.0, 0.9))),
+    Case("slim-resume-other-flag", "Slim runs", "`slim --resume RUN --img 320` (a setting the run was made with)",
+         "exit 1 naming the flag; flags given with the run's own values are accepted",
+         ("slim", "--resume", "{run}", "--img", "320"), lambda env: {"run": slim_run(env, img_size=640)},
+         message=r"--img cannot change when resuming"),
+    Case("plan-resume", "Slim runs", "`plan --resume RUN` of a plan-only run", "goes on (was: always refused, "
+         "`--plan-only cannot change`)", call=resumed("plan", plan={"chosen": None}, plan_only=True,
+                                                       check=lambda run: run.config.plan_only)),
+    Case("slim-resume-plan-only-objective", "Slim runs", "`slim --resume P --target-latency 0.4` of a plan-only "
+         "run", "the plan re-chooses from its measurements and the model is built (was: refused, or exit 0 "
+         "building nothing)", call=resumed("slim", "--target-latency", "0.4", plan={"chosen": None},
+                                           plan_only=True, target_latency=None, check=lambda run: (
+                                               not run.config.plan_only and "plan" not in run.records))),
+    Case("slim-copied-run", "Slim runs", "a run folder copied (or moved) elsewhere", "its records are relative to "
+         "the run folder, so the copy uses its own files and a moved run resumes; inputs are kept absolute (was: "
+         "the copy evaluated the original folder's final.onnx)", call=copied_run),
+    Case("slim-record-damaged", "Slim runs", "a slim.json stage record with a missing or extra field",
+         "exit 1 naming the stage (was: `PlanResult.__init__() missing ... 'contributions'` traceback)",
+         ("slim", "--resume", "{run}"), damaged_record,
+         message=r"slim\.json: the record of stage 'plan' is damaged .*contributions"),
+    Case("plan-cache-other-weights", "Slim runs", "a plan/ folder made for other weights, its measurements.json "
+         "deleted as an earlier message told", "refused as a whole: every file in plan/ is tied to one settings "
+         "key (was: the old model's candidate files and match records reused for the new weights)",
+         call=plan_cache_of_other_weights, error=AscendSlimError,
+         message=r"plan was made for other settings \(weights differ\): delete the whole folder"),
+    Case("plan-cache-damaged-npz", "Slim runs", "a damaged `measurements.original.*.npz`",
+         "one line naming the file and the folder to delete (was: a traceback)", call=damaged_match_records,
+         error=AscendSlimError, message=r"cached match records .*npz are damaged \(BadZipFile\)"),
+    # slim splits and settings, refused before any stage
+    Case("slim-select-is-eval", "Slimming", "`slim --val-split trainval` (the selection split, trainval, is also "
+         "the evaluation split)", "exit 1 before any work (was: only the name test was refused; the report said "
+         "\"evaluated once on\" images it chose on)", (*SLIM, "--val-split", "trainval"), voc_only,
+         message=r"selection split trainval shares 269 image\(s\) with the evaluation split trainval"),
+    Case("slim-select-same-content", "Slimming", "a selection split listing the evaluation split's images under "
+         "another name", "exit 1: the image ids are compared, not the names", (*SLIM_MINI, "--select-split", "mine"),
+         mini_voc(split_file("mine", "000001\n000004\n000006\n")),
+         message=r"selection split mine shares 3 image\(s\) with the evaluation split test"),
+    Case("slim-select-unlabelled", "Slimming", "a selection split with no labelled object",
+         "exit 1 before any work (was: `selection mAP@0.5 nan`, exit 0, a bare NaN in plan.json)",
+         (*SLIM_MINI, "--select-split", "mine"), mini_voc(changes(no_objects("000006"), split_file("mine", "000006\n")),
+                                                           list_text="000001\n000004\n"),
+         message=r"the selection split mine of .* has no labelled object"),
+    Case("slim-val-missing", "Slimming", "`slim --val-split nonexistent`", "exit 1 before any work (was: after "
+         "the plan, leaving a run that could not finish)", (*SLIM, "--val-split", "nonexistent"), voc_only,
+         message=r"nonexistent"),
+    Case("slim-empty-test-list", "Slimming", "an empty evaluation (test) list", "exit 1 before any work (was: "
+         "after the plan)", (*SLIM_MINI, "--select-split", "mine"),
+         mini_voc(split_file("mine", "000001\n"), list_text=""), message=r"test\.txt lists no images"),
+    *(Case(f"slim-config-{name}", "Slimming", f"`SlimConfig({name}={value!r})` in the library",
+           "AscendSlimError naming the setting, as the CLI's flag types would (was: a traceback, or a failure after "
+           "the plan)", call=slim_config(**{key: value}), error=AscendSlimError,
+           message=rf"{key} must be .*got {re.escape(repr(value))}")
+      for name, key, value in (("cuts", "cuts", 0.1), ("img-sizes", "img_sizes", 320),
+                               ("confidence", "confidence", "0.9"), ("latency-runs", "latency_runs", 0),
+                               ("round-to-0", "round_to", 0), ("round-to-negative", "round_to", -16))),
     # report
     Case("report-static-other-size", "Report", "`report --img 128` on a static 64 ONNX, `--compare` a .pt",
          "the ONNX is measured at its own 64x64, the table has an input-size row and says the sizes differ, "

@@ -207,7 +207,7 @@ def _flag_names() -> dict[str, str]:
     return {setting: flags[dest] for dest, setting in SETTINGS.items()}
 
 
-def _resumed(args: argparse.Namespace):
+def resumed_run(args: argparse.Namespace):
     """The run ``--resume`` names, going on with the flags given: a new objective is honoured (before or after
     the plan), a plan-only run given an objective by ``slim`` builds the model, and any other flag that would
     change the run's settings is refused (flags not given keep the run's values)."""
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.builder import next_run_dir
 
     if args.resume:
-        run_ = _resumed(args).run()
+        run_ = resumed_run(args).run()
     else:
         config = config_from_args(args)
         save_dir = next_run_dir(args.project, args.name, args.exist_ok)

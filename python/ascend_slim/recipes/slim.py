@@ -209,6 +209,7 @@ class SlimRun:
         config = config.validated()
         run = cls(config, stages=stages)
         run.check_data()
+        run.check_deploy()
         folder, created = claim_run_dir(config.save_dir, exist_ok=exist_ok, increment=increment)
         try:
             if folder != Path(config.save_dir):
