@@ -249,3 +249,23 @@ def test_damaged_records_and_bad_splits_are_refused_up_front(voc8: Path, yolov5n
         SlimRun.create(_config(voc8, yolov5n_pt, tmp_path / "x",
                                train=replace(SlimConfig().train, train_split="subset", val_split="nosuch")))
     assert not (tmp_path / "x").exists()
+
+
+def test_export_writes_the_plan_into_final_pt_only(voc8: Path, yolov5n_pt: Path, tmp_path: Path) -> None:
+    """The plan goes into final.pt's history, not into the cached original (was: appended to it, so
+    original.onnx, exported next, claimed the plan too)."""
+    import onnx
+
+    from ascend_slim.meta import ModelMeta
+    from ascend_slim.model.checkpoint import load_weights
+    from ascend_slim.recipes.slim import Stage
+
+    run = SlimRun.create(_config(voc8, yolov5n_pt, tmp_path / "run"))
+    chosen = {"img_size": 96, "cut": 0.0, "precision": "fp32"}
+    run.run_stage(Stage("plan", lambda run: PlanResult(chosen, True, "ok", 1, 1, 1.0, "plan.md", []), PlanResult))
+    exported = recipe.export_stage(run)
+    assert not any(h["action"] == "slim_plan" for h in run.original_model().history)
+    assert any(h["action"] == "slim_plan" and h["chosen"] == chosen for h in load_weights(exported.final_pt)[1]
+               ["history"])
+    props = {p.key: p.value for p in onnx.load(exported.original_onnx).metadata_props}
+    assert not any(h["action"] == "slim_plan" for h in ModelMeta.from_props(props).history)
