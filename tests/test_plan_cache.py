@@ -80,6 +80,7 @@ def test_the_plan_settings_hash_the_model_measured(voc_root: Path, yolov5n_pt: P
 
     def search(space, objective, score, latency, cache_path, context, **kwargs):
         seen.update(context)
+        seen["reference"] = {**context["reference"], "reference": kwargs["reference"]}
         raise AscendSlimError("stop here")
 
     monkeypatch.setattr("ascend_slim.compound.search", search)
@@ -91,4 +92,21 @@ def test_the_plan_settings_hash_the_model_measured(voc_root: Path, yolov5n_pt: P
     with pytest.raises(AscendSlimError, match="stop here"):
         SlimRun.create(config, stages).run()
     assert seen["weights"] == file_sha256(tmp_path / "run" / "sparse.pt")[:16] != file_sha256(yolov5n_pt)[:16]
+    # and its accuracy floor compares with the original weights, as evaluate and the report do (was: with the
+    # sparsity-trained model)
+    assert seen["reference"]["weights"] == file_sha256(yolov5n_pt)[:16]
+    assert seen["reference"]["reference"] is not None
     assert recipe.SlimRun.resume(tmp_path / "run").model_checkpoint() == str(tmp_path / "run" / "sparse.pt")
+
+
+def test_a_given_reference_is_what_the_floor_compares_with(tmp_path: Path) -> None:
+    from test_compound import SPACE, Stub, stub_map, stub_table
+
+    from ascend_slim.compound import Objective, search
+
+    stub = Stub()
+    worse = stub_map(SPACE.original) - 0.05  # the reference: 5 points below the search's own original
+    result = search(SPACE, Objective(0.5, None), stub.score, stub.latency, tmp_path / "cache.json", {"m": 1},
+                    resamples=200, progress=False, reference=lambda: stub_table(worse))
+    assert result.original.delta.difference == pytest.approx(0.05, abs=1e-3)
+    assert SPACE.original.key in stub.scored  # the original candidate is scored itself, not taken as the reference

@@ -73,7 +73,7 @@ class SearchResult:
 class _Search:
     def __init__(self, space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn,
                  cache: MeasurementCache, latency_estimated: bool, slack: float, resamples: int, seed: int,
-                 progress: bool) -> None:
+                 progress: bool, reference: Callable[[], MatchTable] | None = None) -> None:
         self.space, self.objective, self.cache = space, objective, cache
         self._score, self._latency = score, latency
         self.latency_estimated, self.slack = latency_estimated, slack
@@ -82,6 +82,7 @@ class _Search:
         self.skipped: list[tuple[Candidate, str]] = []
         self.scored_now = self.timed_now = 0
         self._bootstrap: PairedBootstrap | None = None
+        self._reference = reference
 
     def latency(self, candidate: Candidate) -> float:
         if candidate.key not in self.cache.latencies:
@@ -104,7 +105,7 @@ class _Search:
         if self._bootstrap is None:
             reference = self.cache.load_reference()
             if reference is None:
-                reference = self._table(self.space.original)
+                reference = self._reference() if self._reference else self._table(self.space.original)
                 reference.save(self.cache.reference_path)
             self._bootstrap = PairedBootstrap(reference, self.resamples, self.seed)
         return self._bootstrap
@@ -115,7 +116,8 @@ class _Search:
             ratio = self.latency(candidate)
             start = cpu_seconds()
             bootstrap = self.bootstrap()
-            table = bootstrap.reference if candidate == self.space.original else self._table(candidate)
+            own = candidate == self.space.original and self._reference is None
+            table = bootstrap.reference if own else self._table(candidate)
             delta = bootstrap.compare(table)
             cpu = cpu_seconds() - start + self.cache.latencies[candidate.key][1]
             cached = Measurement(candidate, ratio, self.latency_estimated, table.map50(), delta, cpu, stage)
@@ -181,7 +183,8 @@ class _Search:
 
 def search(space: SearchSpace, objective: Objective, score: ScoreFn, latency: LatencyFn, cache_path: str | Path,
            context: Mapping[str, Any], *, latency_estimated: bool = False, slack: float = DEFAULT_SLACK,
-           resamples: int = 1000, seed: int = 0, progress: bool = True) -> SearchResult:
+           resamples: int = 1000, seed: int = 0, progress: bool = True,
+           reference: Callable[[], MatchTable] | None = None) -> SearchResult:
     """Run (or resume) the staged search over ``space`` for ``objective``; see the module docstring.
 
     ``cache_path`` is the JSON cache in the run folder (the original's match records go beside it).
@@ -189,11 +192,13 @@ def search(space: SearchSpace, objective: Objective, score: ScoreFn, latency: La
     split and its images, detector settings, what each cut level means and how it is recovered, INT8 calibration,
     latency model); ``latency_estimated``, ``resamples`` and ``seed`` are added to it. A cache written under
     another context is refused (:class:`~.measurement.MeasurementCache`). The objective and ``slack`` are not
-    part of it: a search for another objective reuses every measurement.
+    part of it: a search for another objective reuses every measurement. ``reference``: the match records the
+    accuracy floor compares with, when they are not ``space.original``'s (a slim run after sparsity training:
+    the original weights', which its report compares with too); name it in ``context``.
     """
     if slack < 0:
         raise ValueError(f"slack must be non-negative, got {slack}")
     cache = MeasurementCache(cache_path, {**context, "latency_estimated": latency_estimated,
                                           "bootstrap": {"resamples": resamples, "seed": seed}})
     return _Search(space, objective, score, latency, cache, latency_estimated, slack, resamples, seed,
-                   progress).run()
+                   progress, reference).run()

@@ -38,12 +38,13 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..compound import Candidate
 from ..errors import AscendSlimError
-from ..fileio import atomic_write_text, check_apart, claim_run_dir, create_new_file
+from ..fileio import atomic_write_text, check_apart, claim_run_dir, create_new_file, file_sha256
 from ..model.checkpoint import load_training_state, load_weights, save_checkpoint
 from ..model.remap import load_for_classes
 from ..model.yolo import YOLOv5
@@ -483,16 +484,21 @@ def plan_stage(run: SlimRun) -> PlanResult:
     from ..compound.measurement import tie_folder
     from ..compound.report import contributions, write_report
     from ..evaluation import evaluation_set
-    from .slim_plan import PlanMeasurer
+    from .slim_plan import CandidateModels, PlanMeasurer
 
     c = run.config
     selection = evaluation_set(c.data, c.select_split, class_names=run.original_model().names)
     measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, latency_model=c.latency_model,
                             latency_runs=c.latency_runs)
     context = measurer.context(run.model_checkpoint() or c.weights, c.classes, c.select_split)  # the model measured
+    reference = None
+    if run.model_checkpoint():  # sparsity-trained: the floor compares with the original weights, as the report does
+        originals = CandidateModels(run.original_model(), run.path("plan/reference"), progress=False)
+        reference = partial(PlanMeasurer(originals, selection, c.img_size).score, Candidate(c.img_size))
+        context["reference"] = {"weights": file_sha256(c.weights)[:16], "classes": c.classes}
     tie_folder(run.path("plan"), context)  # every file under plan/ belongs to these settings
     result = search(c.space, c.objective, measurer.score, measurer.latency, run.path("plan/measurements.json"),
-                    context, latency_estimated=measurer.estimated)
+                    context, latency_estimated=measurer.estimated, reference=reference)
     paths = write_report(result, run.path("plan"))
     plan = result.plan
     print(f"slim: plan: {plan.message} ({len(result.measurements)} candidates scored, {result.scored_now} now; "
