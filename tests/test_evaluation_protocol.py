@@ -39,7 +39,9 @@ def test_eval_report_and_slim_give_identical_metrics(voc4: Path, yolov5n_onnx: P
         return ExportResult(final_pt="", final_onnx=str(yolov5n_onnx), original_onnx=str(yolov5n_onnx), img_size=160)
 
     evaluate = next(s for s in SLIM_STAGES if s.name == "evaluate")
-    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc4), img_size=160,
+    # the run selects on other images than it is evaluated on (a shared image is refused)
+    (voc4 / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("000009\n000012\n")
+    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc4), img_size=160, select_split="pick",
                         train=replace(SlimConfig().train, train_split="subset", val_split="subset"),
                         save_dir=str(tmp_path / "slim"))
     run = SlimRun.create(config, [Stage("export", exported, ExportResult), evaluate]).run()
