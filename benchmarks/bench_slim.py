@@ -44,7 +44,7 @@ def run_slim(folder: Path, settings: dict, measured: Path | None):
         shutil.copytree(measured / "plan", folder / "plan", ignore=shutil.ignore_patterns("plan.*"))
     config = SlimConfig(weights=str(DATA / "weights" / "yolov5n.pt"), classes="voc", data=str(DATA / "VOCdevkit"),
                         save_dir=str(folder), **settings)
-    return SlimRun.create(config).run()
+    return SlimRun.create(config, exist_ok=measured is not None).run()  # the folder holds the copied plan/
 
 
 def summarise(name: str, run, start: float) -> dict:
