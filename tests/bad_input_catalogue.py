@@ -486,6 +486,30 @@ def damaged_match_records(env: Env) -> object:
     return cache.load_reference()
 
 
+def data_yaml(**keys: str) -> Callable[[Env], dict[str, object]]:
+    """An Ultralytics data yaml over two real VOC photos with YOLO labels in images/train, with ``keys`` (e.g.
+    ``val``) besides ``path``, ``train`` and ``names``."""
+    def make(env: Env) -> dict[str, object]:
+        import yaml
+
+        from ascend_slim.data.voc import load_voc
+        from ascend_slim.data.yolo_txt import format_yolo_lines, label_path
+
+        voc = load_voc(env.voc, split="trainval")
+        for image_id in voc.ids[:2]:
+            image = env.tmp / "yolo" / "images" / "train" / f"{image_id}.jpg"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.symlink_to(voc.image_path(image_id))
+            ann = voc.annotations[image_id]
+            keep = ~ann.difficult
+            write(label_path(image), format_yolo_lines(ann.boxes[keep] - 1, ann.labels[keep],
+                                                       (ann.height, ann.width)).encode())
+        config = {"path": str(env.tmp / "yolo"), "train": "images/train", **keys,
+                  "names": dict(enumerate(VOC_CLASSES))}
+        return {"yaml": write(env.tmp / "yolo" / "data.yaml", yaml.safe_dump(config).encode())}
+    return make
+
+
 def slim_config(**settings: object) -> Callable[[Env], object]:
     def call(env: Env) -> object:
         from ascend_slim.recipes.slim import SlimConfig
@@ -937,6 +961,14 @@ CASES: list[Case] = [
     Case("slim-val-missing", "Slimming", "`slim --val-split nonexistent`", "exit 1 before any work (was: after "
          "the plan, leaving a run that could not finish)", (*SLIM, "--val-split", "nonexistent"), voc_only,
          message=r"nonexistent"),
+    Case("slim-yaml-val-is-train", "Slimming", "a data yaml whose `val` is its `train` folder",
+         "exit 1 before any work: the selection (train) and evaluation (val) splits share images",
+         ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{yaml}", "--cuts", "none", "--no-int8",
+          "--project", "{out}"), data_yaml(val="images/train"),
+         message=r"selection split train shares 2 image\(s\) with the evaluation split val"),
+    Case("slim-yaml-without-val", "Slimming", "a data yaml without `val:`", "exit 1 before any work (was: after "
+         "the plan)", ("slim", "--weights", "{pt}", "--classes", "voc", "--data", "{yaml}", "--cuts", "none",
+                       "--no-int8", "--project", "{out}"), data_yaml(), message=r"data\.yaml has no 'val' entry"),
     Case("slim-empty-test-list", "Slimming", "an empty evaluation (test) list", "exit 1 before any work (was: "
          "after the plan)", (*SLIM_MINI, "--select-split", "mine"),
          mini_voc(split_file("mine", "000001\n"), list_text=""), message=r"test\.txt lists no images"),
