@@ -211,6 +211,8 @@ class SlimRun:
         run = cls(config, stages=stages)
         run.check_data()
         run.check_deploy()
+        if not increment and run.state_path.exists():
+            raise AscendSlimError(f"{run.dir} already holds a slim run: resume it (--resume) or choose another name")
         folder, created = claim_run_dir(config.save_dir, exist_ok=exist_ok, increment=increment)
         try:
             if folder != Path(config.save_dir):
