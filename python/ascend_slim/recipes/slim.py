@@ -81,14 +81,14 @@ class PlanResult:
 @dataclass
 class PruneResult:
     checkpoint: str = run_path()  # pruned.pt
-    summary: dict = field()  # the plan (fraction removed, round-to), parameters and GFLOPs before/after
-    layers: list[dict] = field()
+    summary: dict  # the plan (fraction removed, round-to), parameters and GFLOPs before/after
+    layers: list[dict]
 
 
 @dataclass
 class ReconstructResult:
     checkpoint: str = run_path()  # reconstructed.pt
-    report: dict = field()  # per-layer errors before/after, settings, cost (of the plan's reconstruction if reused)
+    report: dict  # per-layer errors before/after, settings, cost (of the plan's reconstruction if reused)
 
 
 @dataclass
@@ -96,14 +96,14 @@ class ExportResult:
     final_pt: str = run_path()
     final_onnx: str = run_path()  # the FP32 export (the final model unless INT8 follows)
     original_onnx: str = run_path()
-    img_size: int = field()  # the chosen input size
+    img_size: int  # the chosen input size
 
 
 @dataclass
 class QuantizeResult:
     final_onnx: str = run_path()
-    float_nodes: list[str] = field()
-    calibration_batches: int = field()
+    float_nodes: list[str]
+    calibration_batches: int
 
 
 @dataclass
@@ -130,8 +130,8 @@ class DeployResult:
 @dataclass
 class ReportResult:
     report: str = run_path()
-    map: dict = field()
-    latency: dict = field()
+    map: dict
+    latency: dict
 
 
 def _always(run: SlimRun) -> bool:
