@@ -4,8 +4,10 @@ The recipe is :data:`SLIM_STAGES`, a list of :class:`Stage` run in order over on
 context: settings, folder, finished stages). Each stage writes its files into the run folder and returns a
 typed result that is recorded in ``slim.json`` with its cost, so :meth:`SlimRun.resume` skips finished stages
 (and a training stage continues an interrupted ``last.pt``). A stage whose ``enabled(run)`` is false is
-skipped. Later stages read earlier results by stage name (:meth:`SlimRun.result`) and the model so far with
-:meth:`SlimRun.model_checkpoint`, so a new stage is one :class:`Stage` entry plus its function.
+skipped. The folder is made exclusively (:meth:`SlimRun.create`); records keep the run's own files relative to it
+and inputs absolute, so a run folder can be copied or moved; :meth:`SlimRun.with_settings` lets a resumed run
+aim at another objective. Later stages read earlier results by stage name (:meth:`SlimRun.result`) and the model
+so far with :meth:`SlimRun.model_checkpoint`, so a new stage is one :class:`Stage` entry plus its function.
 
 1. ``sparsity`` — optional (``sparsity_epochs`` > 0): train with L1 on every prunable BN γ.
 2. ``plan`` — the compound search (:mod:`ascend_slim.compound`) over input size × channel cut × precision,
