@@ -15,7 +15,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -388,13 +388,16 @@ def hyp_file(text: str) -> Callable[[Env], dict[str, object]]:
 
 
 def slim_run(env: Env, plan: dict | None = None, **overrides: object) -> Path:
-    """A slim run folder (slim.json only) on the real VOC at ``target_latency`` 0.1, FP32 sizes only; with
-    ``plan``, its plan stage recorded as finished with that choice (``chosen`` None: a plan-only run)."""
+    """A slim run folder (slim.json only) on a mini VOC (selection split ``mine``, evaluated on ``test``) at
+    ``target_latency`` 0.1, FP32 sizes only; with ``plan``, its plan stage recorded as finished with that choice
+    (``chosen`` None: a plan-only run)."""
     from dataclasses import asdict
 
     from ascend_slim.recipes.slim import PlanResult, SlimConfig, SlimRun, StageRecord
 
-    options = dict(weights=str(env.pt), classes="voc", data=str(env.voc), cuts=(), int8=False, target_latency=0.1,
+    voc = MINI_VOC(env)["voc"]
+    options = dict(weights=str(env.pt), classes="voc", data=str(voc), cuts=(), int8=False, target_latency=0.1,
+                   select_split="mine", train=replace(SlimConfig().train, val_split="test"),
                    save_dir=str(env.tmp / "run"))
     run = SlimRun.create(SlimConfig(**{**options, **overrides}))
     if plan is not None:
@@ -405,6 +408,8 @@ def slim_run(env: Env, plan: dict | None = None, **overrides: object) -> Path:
 
 
 CHOSEN = {"img_size": 320, "cut": 0.0, "precision": "fp32"}
+MINI_VOC = mini_voc(lambda year: write(year / "ImageSets" / "Main" / "mine.txt", b"000006\n"),
+                    list_text="000001\n000004\n")  # selection split mine, evaluation split test
 
 
 def resumed(command: str, *flags: str, plan: dict | None = None, check: Callable[[object], bool],
@@ -430,7 +435,7 @@ def damaged_record(env: Env) -> dict[str, object]:
     state = json.loads((folder / "slim.json").read_text())
     del state["stages"]["plan"]["result"]["contributions"]
     (folder / "slim.json").write_text(json.dumps(state))
-    return {"run": folder, "voc": env.voc}
+    return {"run": folder}
 
 
 def copied_run(env: Env) -> object:

@@ -211,10 +211,10 @@ class SlimRun:
         slim run. ``deploy`` may not be, hold or lie inside the run folder or an input."""
         config = config.validated()
         run = cls(config, stages=stages)
-        run.check_data()
         run.check_deploy()
         if not increment and run.state_path.exists():
             raise AscendSlimError(f"{run.dir} already holds a slim run: resume it (--resume) or choose another name")
+        run.check_data()
         folder, created = claim_run_dir(config.save_dir, exist_ok=exist_ok, increment=increment)
         try:
             if folder != Path(config.save_dir):
