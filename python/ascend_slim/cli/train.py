@@ -103,21 +103,21 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([("--weights", args.weights), ("--data", args.data), ("--hyp", args.hyp),
                        ("--cfg", getattr(args, "cfg", "")), ("--distill", args.distill),
                        ("--distill-images", args.distill_images)], folders=[("--project/--name", save_dir)])
-        created = False
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (and makes the folder)
+        hyp = load_hyp(args.hyp)  # a bad file is refused before the run folder is made
+        created, writes = False, int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
+        if writes:
             save_dir, created = claim_run_dir(save_dir, exist_ok=args.exist_ok, increment=not args.exist_ok)
-            held = [p for p in ("weights/last.pt", "results.csv") if (save_dir / p).exists()]
+        try:
+            held = [p for p in ("weights/last.pt", "results.csv") if writes and (save_dir / p).exists()]
             if held:
                 raise AscendSlimError(f"{save_dir} holds a training run ({held[0]}): resume it with --resume "
                                       f"{save_dir / 'weights' / 'last.pt'}, or choose another --name")
-        config = TrainConfig(
-            data=args.data, weights=args.weights, cfg=getattr(args, "cfg", ""), classes=getattr(args, "classes", ""),
-            train_split=args.train_split, val_split=args.val_split, cache=args.cache,
-            epochs=args.epochs or DEFAULT_EPOCHS,
-            batch_size=args.batch_size, img_size=args.img, optimizer=args.optimizer, hyp=load_hyp(args.hyp),
-            cos_lr=args.cos_lr, device=args.device, workers=args.workers, seed=args.seed, sync_bn=args.sync_bn,
-            noval=args.noval, amp=args.amp, save_dir=str(save_dir))
-        try:
+            config = TrainConfig(
+                data=args.data, weights=args.weights, cfg=getattr(args, "cfg", ""),
+                classes=getattr(args, "classes", ""), train_split=args.train_split, val_split=args.val_split,
+                cache=args.cache, epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, img_size=args.img,
+                optimizer=args.optimizer, hyp=hyp, cos_lr=args.cos_lr, device=args.device, workers=args.workers,
+                seed=args.seed, sync_bn=args.sync_bn, noval=args.noval, amp=args.amp, save_dir=str(save_dir))
             trainer = build_trainer(config, training_callbacks(
                 sparsity=getattr(args, "sparsity", 0.0), sparsity_decay=getattr(args, "sparsity_decay", 0.9),
                 sparsity_beta=getattr(args, "sparsity_beta", 0.0), distill=args.distill,
