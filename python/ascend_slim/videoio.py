@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from .errors import AscendSlimError
+from .limits import STREAM_TIMEOUT_S, VID_STRIDE, check_range
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".flv", ".ts",
                   ".h264", ".264", ".h265", ".265", ".hevc")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
-OPEN_TIMEOUT_S = 10.0  # an unreachable stream URL fails after this long (also the read timeout of a stream)
 DEFAULT_FPS = 30.0  # written when a source reports no frame rate (some webcams and streams)
 OUTPUT_FOURCC = "mp4v"  # MPEG-4 Part 2 in .mp4: the encoder every OpenCV FFmpeg build has (no H.264 in the wheels)
 
@@ -66,7 +66,7 @@ def quiet_ffmpeg() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
-def open_capture(source: VideoSource, timeout_s: float = OPEN_TIMEOUT_S) -> cv2.VideoCapture:
+def open_capture(source: VideoSource, timeout_s: float = STREAM_TIMEOUT_S) -> cv2.VideoCapture:
     """An opened ``cv2.VideoCapture`` for ``source``; raises :class:`VideoReadError` with one line otherwise."""
     quiet_ffmpeg()
     if source.kind == "webcam":
@@ -81,8 +81,8 @@ def open_capture(source: VideoSource, timeout_s: float = OPEN_TIMEOUT_S) -> cv2.
                            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     if not cap.isOpened():
         if source.kind == "stream":
-            raise VideoReadError(f"cannot open stream {source.uri}: no video within {timeout_s:g} s (check the "
-                                 "address, the path and that the camera or server is up)")
+            raise VideoReadError(f"cannot open stream {source.uri}: unreachable, or no video within {timeout_s:g} s "
+                                 "(check the address, the path and that the camera or server is up)")
         raise VideoReadError(f"cannot open video {source.uri}: not a video OpenCV's FFmpeg reads, or its "
                              "container is truncated or corrupt (header or index missing)")
     return cap
@@ -97,10 +97,9 @@ class VideoReader:
     or corrupt). ``close`` (or leaving the ``with`` block) stops the thread and releases the capture.
     """
 
-    def __init__(self, source: VideoSource | str | Path | int, stride: int = 1, timeout_s: float = OPEN_TIMEOUT_S,
+    def __init__(self, source: VideoSource | str | Path | int, stride: int = 1, timeout_s: float = STREAM_TIMEOUT_S,
                  buffer: int = 8) -> None:
-        if stride < 1:
-            raise AscendSlimError(f"--vid-stride must be at least 1, got {stride}")
+        check_range("vid_stride", stride, VID_STRIDE)
         if not isinstance(source, VideoSource):
             found = video_source(source)
             if found is None:
