@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import signal
 import socket
 import subprocess
@@ -140,6 +141,19 @@ def test_detect_cli_vid_stride_and_nosave(yolov5n_onnx: Path, clip: Path, tmp_pa
     assert sorted(p.name for p in (tmp_path / "res").rglob("*.*")) == [f"clip_{i}.txt" for i in (0, 14, 21, 7)]
     out = cli("detect", "--weights", yolov5n_onnx, "--source", clip, "--vid-stride", "0")
     assert out.returncode == 2 and "--vid-stride" in out.stderr
+
+
+def test_speed_reports_video_frames_per_second(yolov5n_onnx: Path, clip: Path, tmp_path: Path) -> None:
+    out = cli("speed", "--weights", yolov5n_onnx, "--source", clip, "--vid-stride", "2", "--workers", "2",
+              "--json", tmp_path / "speed.json")
+    assert out.returncode == 0, out.stderr
+    assert "video end to end (decode + preprocess + inference + postprocess)" in out.stdout
+    assert "images only (the same frames, decoded beforehand)" in out.stdout
+    video = json.loads((tmp_path / "speed.json").read_text())["video"]
+    assert (video["frames"], video["size"], video["fps"], video["vid_stride"]) == (12, list(SIZE), FPS, 2)
+    assert video["frames_per_s"] > 0 and video["images_only_frames_per_s"] > 0
+    assert video["video_vs_images"] == pytest.approx(video["frames_per_s"] / video["images_only_frames_per_s"])
+    assert video["threads_per_inference"] == 1
 
 
 def test_truncated_file_keeps_what_decoded_and_names_the_frame(yolov5n_onnx: Path, voc_root: Path,
