@@ -305,7 +305,9 @@ def test_sigint_leaves_a_playable_clip_with_the_frames_so_far(yolov5n_onnx: Path
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted after" in stderr
+    done = int(stdout.split(" frame(s)")[0])
     labels = len(list((res / "labels").glob("*.txt")))
     written = decode_all(res / "long.mp4")  # the container was closed: it opens and every frame decodes
-    assert 5 <= len(written) < 400 and abs(len(written) - labels) <= 1
+    assert 5 <= len(written) < 400
+    assert abs(len(written) - done) <= 1 and abs(labels - done) <= 1  # Ctrl-C may land between the two writes
     assert not list(res.glob(".*"))

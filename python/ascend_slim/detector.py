@@ -174,17 +174,7 @@ class Detector:
             self._times = None
 
     def _class_ids(self, classes: Sequence[int | str]) -> list[int]:
-        ids = []
-        for c in classes:
-            if isinstance(c, str) and not c.isdigit():
-                if c not in self.names:
-                    raise AscendSlimError(f"class {c!r} is not one of the model's {len(self.names)} classes")
-                ids.append(self.names.index(c))
-            elif not 0 <= int(c) < len(self.names):
-                raise AscendSlimError(f"class id {c} out of range: the model has {len(self.names)} classes")
-            else:
-                ids.append(int(c))
-        return ids
+        return class_ids(self.names, classes)
 
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, images: Sequence[ImageLike], keep_images: bool = False) -> Prepared:
@@ -323,6 +313,21 @@ class Detector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def class_ids(names: Sequence[str], classes: Sequence[int | str]) -> list[int]:
+    """Class ids for ``classes`` given as ids or names of ``names``; raises naming one that is neither."""
+    ids = []
+    for c in classes:
+        if isinstance(c, str) and not c.isdigit():
+            if c not in names:
+                raise AscendSlimError(f"class {c!r} is not one of the model's {len(names)} classes")
+            ids.append(list(names).index(c))
+        elif not 0 <= int(c) < len(names):
+            raise AscendSlimError(f"class id {c} out of range: the model has {len(names)} classes")
+        else:
+            ids.append(int(c))
+    return ids
 
 
 def _chunks(items: Iterator[ImageLike], size: int) -> Iterator[list[ImageLike]]:

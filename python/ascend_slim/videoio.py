@@ -88,6 +88,15 @@ def open_capture(source: VideoSource, timeout_s: float = STREAM_TIMEOUT_S) -> cv
     return cap
 
 
+def frame_shape(source: VideoSource, timeout_s: float = STREAM_TIMEOUT_S) -> tuple[int, int]:
+    """``(height, width)`` of ``source``'s frames, from opening it once (fails like :func:`open_capture`)."""
+    cap = open_capture(source, timeout_s)
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    finally:
+        cap.release()
+
+
 class VideoReader:
     """Decodes a :class:`VideoSource` in a background thread, keeping every ``stride``-th frame.
 

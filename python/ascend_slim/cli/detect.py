@@ -85,6 +85,8 @@ def _run_video(args: argparse.Namespace, video) -> int:
     from ..fileio import atomic_write_text, check_outputs
     from ..videoio import VideoReader, VideoWriter
 
+    if args.backend == "mindx" and str(video.uri).lower().startswith(("rtsp://", "rtsps://")):
+        return _run_mindx_video(args, video)
     writes = not args.nosave or args.save_txt
     out = Path(args.out) if writes else None
     check_outputs([("--source", video.uri)] if video.kind == "file" else [], folders=[("--out", out)])
@@ -125,3 +127,53 @@ def _run_video(args: argparse.Namespace, video) -> int:
     if stop:
         raise AscendSlimError(f"{stop}; the {frames} frame(s) before it were processed")
     return 0
+
+
+def _run_mindx_video(args: argparse.Namespace, video) -> int:
+    """``--backend mindx`` on an RTSP camera: the video pipeline on the device (pull, VDEC decode, resize,
+    inference and the SDK's YOLOv5 postprocess). The frames stay on the device, so it writes labels
+    (``--save-txt``) but no drawn video; the host opens the URL once, to fail fast and learn the frame size."""
+    from ..ascend.postprocess_cfg import Thresholds
+    from ..data.yolo_txt import format_yolo_lines
+    from ..detector import class_ids
+    from ..errors import AscendSlimError
+    from ..fileio import atomic_write_text, check_outputs
+    from ..runtime.factory import parse_device
+    from ..runtime.mindx_backend import MindXVideoRoute
+    from ..videoio import frame_shape
+
+    kind, device_id = parse_device(args.device)
+    if kind == "cuda":
+        raise AscendSlimError(f"--backend mindx runs on an Ascend device: use --device npu[:N], not {args.device}")
+    if args.weights is None or Path(args.weights).suffix.lower() != ".om":
+        raise AscendSlimError("--backend mindx needs an Ascend .om model (--weights models/yolov5/model.om)")
+    out = Path(args.out) if args.save_txt else None
+    check_outputs([("--weights", args.weights)], folders=[("--out", out)])
+    shape = frame_shape(video, args.timeout)
+    if not args.nosave:
+        print("note: the MindX video pipeline keeps the frames on the device: no drawn video is written "
+              "(--save-txt writes the labels)", file=sys.stderr)
+    thresholds = Thresholds(args.conf_thres, args.conf_thres, args.iou_thres)
+    counts: dict[str, int] = {}
+    frames, interrupted = 0, False
+    with MindXVideoRoute(args.weights, str(video.uri), thresholds, device_id, args.timeout) as route:
+        names = route.meta.names
+        keep = set(class_ids(names, args.classes.split(","))) if args.classes else None
+        try:
+            for index, dets in route.frames():
+                if index % args.vid_stride:
+                    continue
+                if keep is not None:
+                    dets = dets[[int(c) in keep for c in dets[:, 5]]]
+                if args.save_txt:
+                    text = format_yolo_lines(dets[:, :4], dets[:, 5].astype(int), shape, scores=dets[:, 4])
+                    atomic_write_text(out / "labels" / f"{video.name}_{index}.txt", text)
+                for c in dets[:, 5].astype(int):
+                    counts[names[c]] = counts.get(names[c], 0) + 1
+                frames += 1
+        except KeyboardInterrupt:
+            interrupted = True
+    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
+    where = f"; labels in {out / 'labels'}/" if args.save_txt and frames else "; nothing written"
+    print(f"{frames} frame(s) of {video.uri} on the device (MindX video pipeline): {summary}{where}")
+    return 130 if interrupted else 0
