@@ -165,10 +165,11 @@ def test_truncated_file_keeps_what_decoded_and_names_the_frame(yolov5n_onnx: Pat
     decodable = len(decode_all(cut))
     assert 0 < decodable < 30
     out = cli("detect", "--weights", yolov5n_onnx, "--source", cut, "--out", tmp_path / "res")
-    assert out.returncode == 1
-    error = out.stderr.strip().splitlines()[-1]
-    assert error.startswith("ascend-slim detect: error: ") and str(cut) in error
-    assert f"stopped at frame {decodable} of the 30" in error
+    assert out.returncode == 0, out.stderr
+    assert f"{decodable} frame(s) of {cut}" in out.stdout
+    warning = out.stderr.strip().splitlines()[-1]
+    assert warning == (f"warning: decoding {cut} stopped at frame {decodable} of the 30 its header declares (the "
+                       f"file is truncated or corrupt); the {decodable} frame(s) before it were processed")
     assert len(decode_all(tmp_path / "res" / "cut.mp4")) == decodable  # what decoded is written and playable
 
 
