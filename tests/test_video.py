@@ -312,3 +312,29 @@ def test_sigint_leaves_a_playable_clip_with_the_frames_so_far(yolov5n_onnx: Path
     assert 5 <= len(written) < 400
     assert abs(len(written) - done) <= 1 and abs(labels - done) <= 1  # Ctrl-C may land between the two writes
     assert not list(res.glob(".*"))
+
+
+def test_webcam_index_runs_through_the_same_reader(detector: Detector, clip: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """No camera here: OpenCV's capture of index 0 is given the clip (a camera that sends 24 frames and stops);
+    everything after the capture is the webcam path: live source, no frame count, segments, webcam0_* names."""
+    from ascend_slim.cli import main
+
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: real_capture(str(clip)) if args == (0,)
+                        else real_capture(*args))
+    with VideoReader("0") as reader:
+        assert (reader.source.kind, reader.source.name, reader.frame_count) == ("webcam", "webcam0", None)
+        streamed = list(detector.stream(reader, workers=2))
+    frames = decode_all(clip)
+    assert [i for i, _, _ in streamed] == list(range(24))
+    for (_, frame, dets), ref, original in zip(streamed, detector.predict(frames), frames):
+        np.testing.assert_array_equal(frame, original)
+        np.testing.assert_array_equal(dets.to_array(), ref.to_array())
+    code = main(["detect", "--weights", str(detector.weights), "--source", "0", "--segment", "2", "--vid-stride", "2",
+                 "--out", str(tmp_path / "res")])
+    assert code == 0
+    assert "12 frame(s) of 0 (the stream ended)" in capsys.readouterr().out
+    segments = sorted((tmp_path / "res").glob("webcam0_*.mp4"))
+    assert [len(decode_all(p)) for p in segments] == [12]  # 2 s at the camera's 10 fps: one unfinished segment

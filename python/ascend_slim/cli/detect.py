@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nosave", action="store_true", help="do not write the drawn images (e.g. for timing runs)")
     p.add_argument("--vid-stride", type=frame_stride, default=1, help="video: keep every N-th frame, 1-1000 (1)")
     p.add_argument("--segment", type=segment_seconds, default=60, help="streams and webcams: start a new output "
-                   "file every SECONDS of video, 0 = one file (default 60; each finished file plays on its own)")
+                   "file every SECONDS of output video, 0 = one file (default 60; each finished file plays on its own)")
     p.add_argument("--timeout", type=float_range(0.1, 3600, "seconds"), default=STREAM_TIMEOUT_S,
                    help=f"streams: give up on a URL that sends no video for this many seconds ({STREAM_TIMEOUT_S:g})")
 
