@@ -276,6 +276,90 @@ def test_http_stream_through_the_reader_writes_closed_segments(yolov5n_onnx: Pat
     assert [len(decode_all(p)) for p in segments] == [10, 10, 4]  # 1 s at 10 fps each; the last one closed at EOF
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_h264(path: Path, frames: list[np.ndarray]) -> Path:
+    """H.264 in .mp4 through PyAV's libx264 (OpenCV's wheels have no H.264 encoder); no B-frames, as cameras."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        stream.options = {"bf": "0", "g": "10"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture()
+def rtsp_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local RTSP server (aio-rtsp-toolkit, a test dependency) publishing the files of ``tmp_path/rtsp``: each
+    PLAY streams the file once over RTP, then the stream ends."""
+    folder = tmp_path / "rtsp"
+    folder.mkdir()
+    port = free_port()
+    code = ("import asyncio, sys; from aio_rtsp_toolkit.server import serve; "
+            "asyncio.run(serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), control_port=int(sys.argv[3])))")
+    server = subprocess.Popen([sys.executable, "-c", code, str(folder), str(port), str(free_port())],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.poll() is None, "the RTSP server did not start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the RTSP server did not listen within 30 s"
+            time.sleep(0.1)
+    yield f"rtsp://127.0.0.1:{port}", folder
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_rtsp_stream_from_a_local_server(yolov5n_onnx: Path, voc_root: Path, detector: Detector, rtsp_server,
+                                         tmp_path: Path) -> None:
+    """A real RTSP server and H.264 (what cameras send): the frames the stream delivers are the file's frames,
+    detections equal image mode on them, output segments are closed when the stream ends, labels per frame."""
+    base, folder = rtsp_server
+    served = write_h264(folder / "cam.mp4", trainval_frames(voc_root, 24))
+    frames = decode_all(served)
+    assert len(frames) == 24
+    refs = detector.predict(frames)
+    url = f"{base}/cam.mp4"
+    streamed = list(detector.stream(url, workers=2))
+    assert [i for i, _, _ in streamed] == list(range(24))
+    for (_, frame, dets), ref, original in zip(streamed, refs, frames):
+        np.testing.assert_array_equal(frame, original)
+        np.testing.assert_array_equal(dets.to_array(), ref.to_array())
+
+    out = cli("detect", "--weights", yolov5n_onnx, "--source", url, "--segment", "1", "--save-txt", "--out",
+              tmp_path / "res")
+    assert out.returncode == 0, out.stderr
+    assert f"24 frame(s) of {url} (the stream ended)" in out.stdout
+    segments = sorted((tmp_path / "res").glob("cam_*.mp4"))
+    assert [len(decode_all(p)) for p in segments] == [10, 10, 4]
+    for i, ref in enumerate(refs):
+        label = tmp_path / "res" / "labels" / f"cam_{i}.txt"
+        assert label.read_text() == format_yolo_lines(ref.boxes, ref.class_ids, ref.image_shape, scores=ref.scores)
+
+
+def test_h264_file(detector: Detector, voc_root: Path, tmp_path: Path) -> None:
+    clip = write_h264(tmp_path / "h264.mp4", trainval_frames(voc_root, 12))
+    with VideoReader(clip, stride=4) as reader:
+        assert (reader.frame_count, reader.expected_frames, reader.fps) == (12, 3, FPS)
+        streamed = list(detector.stream(reader))
+    frames = decode_all(clip)
+    assert [i for i, _, _ in streamed] == [0, 4, 8]
+    for (index, frame, dets), ref in zip(streamed, detector.predict([frames[i] for i in (0, 4, 8)])):
+        np.testing.assert_array_equal(frame, frames[index])
+        np.testing.assert_array_equal(dets.to_array(), ref.to_array())
+
+
 def test_video_writer_segments_and_size_check(tmp_path: Path) -> None:
     frame = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
     with VideoWriter(tmp_path / "out.mp4", FPS, SIZE, segment_frames=2) as writer:
