@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..limits import STREAM_TIMEOUT_S, VID_STRIDE
 from .args import add_model_args, detector_from_args, float_range, int_range
+
+if TYPE_CHECKING:
+    from ..videoio import VideoSource
 
 frame_stride = int_range(*VID_STRIDE)
 segment_seconds = int_range(0, 86_400)
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if writes else None
     check_outputs([("--source", path) for path in paths], folders=[("--out", out)])
     with detector_from_args(args, classes=classes) as det:
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         stream = det.stream(paths, workers=args.workers, keep_images=not args.nosave)
         for dets, stem in zip(tqdm(stream, total=len(paths), desc="detect", unit="img"), stems):
             if not args.nosave:
@@ -64,14 +69,18 @@ def run(args: argparse.Namespace) -> int:
             if args.save_txt:
                 text = format_yolo_lines(dets.boxes, dets.class_ids, dets.image_shape, scores=dets.scores)
                 atomic_write_text(out / "labels" / f"{stem}.txt", text)
-            for name in dets.labels:
-                counts[name] = counts.get(name, 0) + 1
-    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
-    print(f"{len(paths)} image(s): {summary}" + (f"; results in {out}/" if writes else "; nothing written (--nosave)"))
+            counts.update(dets.labels)
+    where = f"; results in {out}/" if writes else "; nothing written (--nosave)"
+    print(f"{len(paths)} image(s): {_summary(counts)}{where}")
     return 0
 
 
-def _run_video(args: argparse.Namespace, video) -> int:
+def _summary(counts: Counter[str]) -> str:
+    """``4 person, 1 bus`` (most found first), or ``nothing``."""
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
+
+
+def _run_video(args: argparse.Namespace, video: VideoSource) -> int:
     """Detect on a video file, stream or webcam: ``<out>/<name>.mp4`` (streams: ``<name>_000.mp4``, ... every
     ``--segment`` seconds) and ``<out>/labels/<name>_<frame>.txt``. Ctrl-C and the end of a stream close the
     video properly; a truncated file keeps what decoded, with a warning naming the frame where decoding stopped."""
@@ -90,7 +99,7 @@ def _run_video(args: argparse.Namespace, video) -> int:
     out = Path(args.out) if writes else None
     check_outputs([("--source", video.uri)] if video.kind == "file" else [], folders=[("--out", out)])
     classes = args.classes.split(",") if args.classes else None
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     frames, interrupted = 0, False
     # the source first: an unreachable URL fails before the model loads
     with VideoReader(video, args.vid_stride, args.timeout) as reader, detector_from_args(args, classes=classes) as det:
@@ -105,8 +114,7 @@ def _run_video(args: argparse.Namespace, video) -> int:
                     if args.save_txt:
                         text = format_yolo_lines(dets.boxes, dets.class_ids, dets.image_shape, scores=dets.scores)
                         atomic_write_text(out / "labels" / f"{video.name}_{index}.txt", text)
-                    for name in dets.labels:
-                        counts[name] = counts.get(name, 0) + 1
+                    counts.update(dets.labels)
                     frames += 1
                     bar.update()
         except KeyboardInterrupt:
@@ -114,11 +122,10 @@ def _run_video(args: argparse.Namespace, video) -> int:
         finally:
             bar.close()
             written = sink.close() if sink is not None else []
-    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
     where = f"; video in {', '.join(map(str, written))}" if written else ""
     where += f"; labels in {out / 'labels'}/" if args.save_txt and frames else ""
     ended = " (the stream ended)" if video.live and not interrupted else ""
-    print(f"{frames} frame(s) of {video.uri}{ended}: {summary}{where or '; nothing written'}")
+    print(f"{frames} frame(s) of {video.uri}{ended}: {_summary(counts)}{where or '; nothing written'}")
     if interrupted:
         print(f"interrupted after {frames} frame(s); outputs so far are complete and playable", file=sys.stderr)
         return 130
@@ -128,7 +135,7 @@ def _run_video(args: argparse.Namespace, video) -> int:
     return 0
 
 
-def _run_mindx_video(args: argparse.Namespace, video) -> int:
+def _run_mindx_video(args: argparse.Namespace, video: VideoSource) -> int:
     """``--backend mindx`` on an RTSP camera: the video pipeline on the device (pull, VDEC decode, resize,
     inference and the SDK's YOLOv5 postprocess). The frames stay on the device, so it writes labels
     (``--save-txt``) but no drawn video; the host opens the URL once, to fail fast and learn the frame size."""
@@ -153,7 +160,7 @@ def _run_mindx_video(args: argparse.Namespace, video) -> int:
         print("note: the MindX video pipeline keeps the frames on the device: no drawn video is written "
               "(--save-txt writes the labels)", file=sys.stderr)
     thresholds = Thresholds(args.conf_thres, args.conf_thres, args.iou_thres)
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     frames, interrupted = 0, False
     with MindXVideoRoute(args.weights, str(video.uri), thresholds, device_id, args.timeout) as route:
         names = route.meta.names
@@ -167,12 +174,10 @@ def _run_mindx_video(args: argparse.Namespace, video) -> int:
                 if args.save_txt:
                     text = format_yolo_lines(dets[:, :4], dets[:, 5].astype(int), shape, scores=dets[:, 4])
                     atomic_write_text(out / "labels" / f"{video.name}_{index}.txt", text)
-                for c in dets[:, 5].astype(int):
-                    counts[names[c]] = counts.get(names[c], 0) + 1
+                counts.update(names[c] for c in dets[:, 5].astype(int))
                 frames += 1
         except KeyboardInterrupt:
             interrupted = True
-    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
     where = f"; labels in {out / 'labels'}/" if args.save_txt and frames else "; nothing written"
-    print(f"{frames} frame(s) of {video.uri} on the device (MindX video pipeline): {summary}{where}")
+    print(f"{frames} frame(s) of {video.uri} on the device (MindX video pipeline): {_summary(counts)}{where}")
     return 130 if interrupted else 0
