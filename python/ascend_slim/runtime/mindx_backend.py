@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -194,6 +194,18 @@ class _PostprocessRoute:
 
     _stream: MindXStream
     _files: _PostprocessFiles
+    meta: ModelMeta
+
+    def _start(self, stream: MindXStream, om: str | Path, thresholds: Thresholds, route: str,
+               pipeline: Callable[[ModelFiles], dict]) -> None:
+        """Write the cfg and labels, then open ``pipeline(files)`` on ``stream``; nothing is left on failure."""
+        self._files = _PostprocessFiles(self.meta, check_om_file(Path(om)), thresholds, route)
+        try:
+            stream.open(pipeline(self._files.model_files))
+            self._stream = stream
+        except BaseException:
+            self._files.remove()
+            raise
 
     def close(self) -> None:
         if hasattr(self, "_stream"):
@@ -217,13 +229,8 @@ class MindXObjectRoute(_PostprocessRoute):
         stream = MindXStream()
         self.meta = om_meta(om)
         self.jpeg_quality = jpeg_quality
-        self._files = _PostprocessFiles(self.meta, check_om_file(Path(om)), thresholds, route)
-        try:
-            stream.open(detection_pipeline(route, self._files.model_files, resize_to=None, device_id=device_id))
-            self._stream = stream
-        except BaseException:
-            self._files.remove()
-            raise
+        self._start(stream, om, thresholds, route,
+                    lambda files: detection_pipeline(route, files, resize_to=None, device_id=device_id))
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         _check_batch(image[None], self.meta)
@@ -243,14 +250,8 @@ class MindXVideoRoute(_PostprocessRoute):
         self.meta = om_meta(om)
         self.url, self.timeout_s = rtsp_url, timeout_s
         self.end_code: int | None = None  # GetResult's code when the results stopped
-        self._files = _PostprocessFiles(self.meta, check_om_file(Path(om)), thresholds, "tensorinfer")
-        try:
-            stream.open(video_pipeline(self._files.model_files, resize_to=self.meta.img_size, rtsp_url=rtsp_url,
-                                       device_id=device_id))
-            self._stream = stream
-        except BaseException:
-            self._files.remove()
-            raise
+        self._start(stream, om, thresholds, "tensorinfer", lambda files: video_pipeline(
+            files, resize_to=self.meta.img_size, rtsp_url=rtsp_url, device_id=device_id))
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         index = 0
