@@ -98,9 +98,6 @@ def clip(frames: int, fourcc: str = "MJPG", keep: float = 1.0) -> Callable[[Env]
     """The bytes of a 160x120 clip of ``frames`` photos written by OpenCV (AVI for MJPG), the first ``keep``
     fraction of them only (a truncated file)."""
     def content(env: Env) -> bytes:
-        from ascend_slim.videoio import quiet_ffmpeg
-
-        quiet_ffmpeg()  # FFmpeg reads its log level once, at its first use: here, before the CLI runs in-process
         path = env.tmp / "clip.avi"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (160, 120))
         for i in range(frames):

@@ -25,6 +25,9 @@ DEFAULT_FPS = 30.0  # written when a source reports no frame rate (some webcams 
 OUTPUT_FOURCC = "mp4v"  # MPEG-4 Part 2 in .mp4: the encoder every OpenCV FFmpeg build has (no H.264 in the wheels)
 
 _END = object()
+# FFmpeg reads its log level once, when OpenCV first uses it, so it is set on import: every video a process opens
+# after importing ascend_slim is quiet (errors are reported as one line instead). A value the user set wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 class VideoReadError(AscendSlimError):
@@ -59,16 +62,14 @@ def video_source(source: str | Path | int) -> VideoSource | None:
     return None
 
 
-def quiet_ffmpeg() -> None:
-    """Keep FFmpeg's and OpenCV's own log lines off stderr (errors are reported as one line instead); read when
-    a capture or writer opens."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+def quiet_opencv() -> None:
+    """Keep OpenCV's own warnings (e.g. "can't open camera by index") off stderr: they are reported as one line."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def open_capture(source: VideoSource, timeout_s: float = STREAM_TIMEOUT_S) -> cv2.VideoCapture:
     """An opened ``cv2.VideoCapture`` for ``source``; raises :class:`VideoReadError` with one line otherwise."""
-    quiet_ffmpeg()
+    quiet_opencv()
     if source.kind == "webcam":
         cap = cv2.VideoCapture(source.uri)
         if not cap.isOpened():
@@ -214,7 +215,7 @@ class VideoWriter:
         self._partial: Path | None = None
 
     def _open(self) -> None:
-        quiet_ffmpeg()
+        quiet_opencv()
         stem = self.path.stem
         if self.segment_frames:
             stem = f"{stem}_{len(self.written):03d}"
