@@ -68,11 +68,17 @@ def measure_speed(det: Detector, paths: Sequence[Path], warmup: int = 5, iters: 
     return report
 
 
+LIVE_SPEED_FRAMES = 100  # frames timed from a stream or webcam when no count is given
+
+
 def measure_video_speed(det: Detector, source: VideoSource, workers: int | None = None, vid_stride: int = 1,
                         max_frames: int | None = None, warmup: int = 5) -> dict:
     """Pipelined frames/s of ``det`` on a video, end to end: decoding in the reader thread, preprocess, inference
     and postprocess (``Detector.stream(video)``), beside the images-only figure: the same frames, decoded
-    beforehand, through the same pipeline (``Detector.stream(frames)``). Wall clock, one pass each."""
+    beforehand, through the same pipeline (``Detector.stream(frames)``). Wall clock, one pass each. A stream or
+    webcam is read twice (its frames then differ) and for ``max_frames`` frames, default 100."""
+    if source.live and max_frames is None:
+        max_frames = LIVE_SPEED_FRAMES
     with VideoReader(source, vid_stride) as reader:
         frames = [frame for _, frame in islice(reader, max_frames)]
         fps, size = reader.fps, reader.size

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-set", help="file of image ids: reads <source>/<id>.jpg")
     p.add_argument("--warmup", type=warmup_count, default=5, help="untimed runs first, 0-10000 (default 5)")
     p.add_argument("--iters", type=iteration_count, default=None,
-                   help="timed images, 1-1000000 (default: each image once)")
+                   help="timed images, 1-1000000 (default: each image once; video: every frame, streams: 100)")
     p.add_argument("--pipelined", action="store_true",
                    help="also time the pipelined mode (--workers images in flight, single-threaded inferences)")
     p.add_argument("--json", help="write the report as JSON to this file")
