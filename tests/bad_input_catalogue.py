@@ -94,6 +94,21 @@ def image_file(name: str, content: Callable[[Env], bytes]) -> Callable[[Env], di
     return lambda env: {"src": write(env.tmp / "src" / name, content(env))}
 
 
+def clip(frames: int, fourcc: str = "MJPG", keep: float = 1.0) -> Callable[[Env], bytes]:
+    """The bytes of a 160x120 clip of ``frames`` photos written by OpenCV (AVI for MJPG), the first ``keep``
+    fraction of them only (a truncated file)."""
+    def content(env: Env) -> bytes:
+        path = env.tmp / "clip.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (160, 120))
+        for i in range(frames):
+            writer.write(cv2.resize(photo(env), (160, 120)) // (1 + i % 3))
+        writer.release()
+        data = path.read_bytes()
+        path.unlink()
+        return data[:int(len(data) * keep)]
+    return content
+
+
 def folder(**files: Callable[[Env], bytes]) -> Callable[[Env], dict[str, object]]:
     def make(env: Env) -> dict[str, object]:
         for name, content in files.items():
@@ -768,6 +783,26 @@ CASES: list[Case] = [
     Case("from-txt-some-unknown", "VOC data", "`eval --from-txt` files with some ids outside the split",
          "scored, with a warning counting the ignored ids", FROM_TXT, mini_voc(det_files(("000001", "009999"))),
          code=0, message=r"warning: 1 image id\(s\) in .* are not in VOC2007 test and are ignored"),
+    # video
+    Case("video-truncated", "Video", "a video file cut at 60 % (AVI, its header declares 30 frames)",
+         "the frames that decode are processed and written; a warning names the frame where decoding stopped",
+         DETECT, image_file("cut.avi", clip(30, keep=0.6)), code=0, outputs=("cut.mp4",),
+         message=r"^warning: decoding .*cut\.avi stopped at frame \d+ of the 30 its header declares \(the file is "
+                 r"truncated or corrupt\); the \d+ frame\(s\) before it were processed$"),
+    Case("video-zero-frames", "Video", "a video file without frames (AVI)", "exit 1: has no decodable frames",
+         DETECT, image_file("empty.avi", clip(0)), message=r"video .*empty\.avi has no decodable frames$"),
+    Case("video-not-a-video", "Video", "a text file named .mp4", "exit 1: cannot open video", DETECT,
+         image_file("notes.mp4", lambda env: b"hello\n" * 100),
+         message=r"cannot open video .*notes\.mp4: not a video OpenCV's FFmpeg reads, or its container is truncated"),
+    Case("stream-unreachable", "Video", "an RTSP URL nothing answers at", "exit 1 within `--timeout` (default 10 s): "
+         "cannot open stream ... unreachable", ("detect", "--weights", "{onnx}", "--source", "rtsp://127.0.0.1:1/live",
+                                                "--timeout", "2", "--out", "{out}"),
+         message=r"cannot open stream rtsp://127\.0\.0\.1:1/live: unreachable, or no video within 2 s"),
+    Case("webcam-missing", "Video", "a webcam index without a camera (`--source 9`)",
+         "exit 1: cannot open webcam 9", ("detect", "--weights", "{onnx}", "--source", "9", "--out", "{out}"),
+         message=r"cannot open webcam 9: no camera at that index"),
+    flag("--vid-stride", "0", error="argument --vid-stride: must lie in [1, 1000], got 0",
+         what="`detect --vid-stride 0`"),
     # outputs and signals
     Case("read-only-output", "Outputs", "an output folder that cannot be written",
          "exit 1 before any work: not writable", (*DETECT[:-1], "{out}/sub"), image_file("bus.jpg",

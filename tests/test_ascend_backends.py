@@ -324,10 +324,13 @@ def test_missing_sdk_is_one_clear_line(voc_onnx: Path, tmp_path: Path, monkeypat
 # ----------------------------------------------------------------------------------------------- MindX
 class FakeMindX:
     """Recording StreamManagerApi + MxpiDataType_pb2; the device decodes the JPEG (OpenCV standing in for
-    DVPP), applies the AIPP emulation and runs the model named by the pipeline's modelPath."""
+    DVPP), applies the AIPP emulation and runs the model named by the pipeline's modelPath. A video pipeline
+    pulls its rtspUrl from ``cameras`` (URL -> local clip, OpenCV standing in for the RTSP pull and VDEC)."""
 
-    def __init__(self, create_ret: int = 0, empty_result: bool = False) -> None:
+    def __init__(self, create_ret: int = 0, empty_result: bool = False, cameras: dict | None = None) -> None:
         self.calls: list[str] = []
+        self.camera = None
+        self.expected_frames: list[np.ndarray] = []
         self.pipelines: list[dict] = []
         self.sent: list[bytes] = []
         fake = self
@@ -341,9 +344,13 @@ class FakeMindX:
                 fake.calls.append("CreateMultipleStreams")
                 doc = json.loads(pipeline)
                 fake.pipelines.append(doc)
-                chain = pipeline_chain(doc)
-                model = doc["detection"][chain[2]]["props"]["modelPath"]
+                body = doc["detection"]
+                model = next(body[e]["props"]["modelPath"] for e in pipeline_chain(doc)
+                             if "modelPath" in body[e].get("props", {}))
                 fake.device = FakeDevice(model)
+                if "mxpi_rtspsrc0" in body:
+                    url = body["mxpi_rtspsrc0"]["props"]["rtspUrl"]
+                    fake.camera = cv2.VideoCapture(str(cameras[url])) if url in (cameras or {}) else None
                 return create_ret
 
             def SendData(self, stream: bytes, plugin: int, item) -> int:
@@ -364,26 +371,44 @@ class FakeMindX:
                 return FakeVector([types.SimpleNamespace(errorCode=0, messageName=b"MxpiTensorPackageList",
                                                          messageBuf=buf)])
 
-            def GetResult(self, stream: bytes, plugin: int):
+            def GetResult(self, stream: bytes, plugin: int, timeout_ms: int | None = None):
                 """The SDK postprocessor's result, computed by the core's "mindx" decode with the thresholds of
-                the cfg file the pipeline names (boxes in pixels of the JPEG sent, as for the eval flow)."""
+                the cfg file the pipeline names: boxes in pixels of the JPEG sent (the eval flow), or for a video
+                pipeline of the next camera frame, resized keeping its aspect ratio (top-left) to the model size
+                and mapped back; error code 1001 once the camera has no more frames."""
                 fake.calls.append("GetResult")
+                if "mxpi_rtspsrc0" in fake.pipelines[-1]["detection"]:
+                    assert timeout_ms is not None and timeout_ms > 0
+                    ok, frame = fake.camera.read() if fake.camera is not None else (False, None)
+                    if not ok:
+                        return types.SimpleNamespace(errorCode=1001, data=b"")
+                    r = SIZE / max(frame.shape[:2])
+                    resized = np.zeros((SIZE, SIZE, 3), np.uint8)
+                    h, w = round(frame.shape[0] * r), round(frame.shape[1] * r)
+                    resized[:h, :w] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+                    data = self._objects(resized[:, :, ::-1], scale=1 / r)
+                    fake.expected_frames.append(fake.expected)
+                    return types.SimpleNamespace(errorCode=0, data=data)
+                rgb = cv2.imdecode(np.frombuffer(fake.sent[-1], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+                return types.SimpleNamespace(errorCode=0, data=self._objects(rgb))
+
+            def _objects(self, rgb: np.ndarray, scale: float = 1.0) -> bytes:
                 body = fake.pipelines[-1]["detection"]
                 post = next(e["props"] for e in body.values() if "postProcessConfigPath" in e.get("props", {}))
                 cfg = parse_cfg(Path(post["postProcessConfigPath"]).read_text())
                 names = Path(post["labelPath"]).read_text().splitlines()
-                rgb = cv2.imdecode(np.frombuffer(fake.sent[-1], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
                 heads = fake.device.infer(rgb_to_nv12(np.ascontiguousarray(rgb)).tobytes())
                 heads = sorted(heads, key=lambda h: -h.shape[2])
                 meta = onnx_meta(fake.device.onnx)
                 (dets,) = core.postprocess(heads, meta.anchors, meta.strides, float(cfg["SCORE_THRESH"]),
                                            float(cfg["IOU_THRESH"]), max_det=None, mode="mindx",
                                            obj_thres=float(cfg["OBJECTNESS_THRESH"]))
+                dets[:, :4] *= scale
                 objects = [{"classVec": [{"classId": int(c), "className": names[int(c)], "confidence": float(s),
                                           "headerVec": []}], "x0": float(x0), "y0": float(y0), "x1": float(x1),
                             "y1": float(y1)} for x0, y0, x1, y1, s, c in dets]
                 fake.expected = dets
-                return types.SimpleNamespace(errorCode=0, data=json.dumps({"MxpiObject": objects}).encode())
+                return json.dumps({"MxpiObject": objects}).encode()
 
             def DestroyAllStreams(self) -> int:
                 fake.calls.append("DestroyAllStreams")
@@ -508,3 +533,64 @@ def test_detector_on_ascend_backends_matches_cpu(kind: str, fake_acl, fake_mindx
     assert np.array_equal(got[best, 5], confident[:, 5])
     # measured: max score difference 0.029 (acl, NV12 chroma subsampling), 0.048 (mindx, + JPEG q95)
     assert np.all(np.abs(got[best, 4] - confident[:, 4]) < {"acl": 0.05, "mindx": 0.1}[kind])
+
+
+def test_mindx_video_pipeline_from_the_cli(fake_mindx, voc_onnx: Path, voc_root: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`detect --backend mindx --source rtsp://...` runs the video pipeline: the URL and the model go into it,
+    one result per frame comes back through GetResult and becomes `<name>_<frame>.txt` labels (frame pixels,
+    normalised by the frame size), --vid-stride skips results, the stream is destroyed and its files removed."""
+    import ascend_slim.videoio as videoio
+    from ascend_slim.cli import main as cli_main
+    from ascend_slim.data.yolo_txt import format_yolo_lines
+
+    ids = (voc_root / "VOC2007/ImageSets/Main/trainval.txt").read_text().split()[:6]
+    clip = tmp_path / "camera.mkv"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    for i in ids:
+        writer.write(cv2.resize(cv2.imread(str(voc_root / f"VOC2007/JPEGImages/{i}.jpg")), (320, 240)))
+    writer.release()
+    url = "rtsp://10.0.0.5:554/live/cam1"
+    fake = fake_mindx(cameras={url: clip})
+    # the host's own look at the camera (fail fast, frame size) opens the same clip
+    monkeypatch.setattr(videoio, "open_capture", lambda source, timeout_s=0: cv2.VideoCapture(str(clip)))
+    om = _om(tmp_path, voc_onnx, aipp=True)
+    out = tmp_path / "res"
+    code = cli_main(["detect", "--weights", str(om), "--backend", "mindx", "--source", url, "--save-txt",
+                     "--nosave", "--vid-stride", "2", "--conf-thres", "0.3", "--timeout", "2", "--out", str(out)])
+    assert code == 0
+    (doc,) = fake.pipelines
+    body = doc["detection"]
+    assert pipeline_chain(doc) == ["mxpi_rtspsrc0", "mxpi_videodecoder0", "mxpi_imageresize0", "mxpi_tensorinfer0",
+                                   "mxpi_objectpostprocessor0", "mxpi_dataserialize0", "appsink0"]
+    assert body["mxpi_rtspsrc0"]["props"]["rtspUrl"] == url
+    assert body["mxpi_tensorinfer0"]["props"]["modelPath"] == str(om.resolve())
+    assert body["mxpi_imageresize0"]["props"]["resizeHeight"] == str(SIZE)
+    cfg_path = Path(body["mxpi_objectpostprocessor0"]["props"]["postProcessConfigPath"])
+    assert not cfg_path.exists()  # the temporary cfg folder is removed on close
+    assert fake.calls == ["InitManager", "CreateMultipleStreams", *["GetResult"] * 7, "DestroyAllStreams"]
+    assert len(fake.expected_frames) == 6
+    labels = sorted(p.name for p in (out / "labels").iterdir())
+    assert labels == ["cam1_0.txt", "cam1_2.txt", "cam1_4.txt"]  # named after the URL's last path part
+    for index in (0, 2, 4):
+        dets = fake.expected_frames[index]
+        expected = format_yolo_lines(dets[:, :4], dets[:, 5].astype(int), (240, 320), scores=dets[:, 4])
+        assert (out / "labels" / f"cam1_{index}.txt").read_text() == expected
+    assert sum(len(d) for d in fake.expected_frames[::2]) > 0  # real photos: there were boxes to write
+
+
+def test_mindx_video_route_without_frames_or_sdk(fake_mindx, voc_onnx: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ascend_slim.runtime.mindx_backend import MindXVideoRoute
+
+    om = _om(tmp_path, voc_onnx, aipp=True)
+    fake = fake_mindx()  # no camera answers at this URL
+    message = r"no frame from rtsp://10\.0\.0\.9/none within 0\.5 s.*1001"
+    with MindXVideoRoute(om, "rtsp://10.0.0.9/none", timeout_s=0.5) as route, pytest.raises(AscendSlimError,
+                                                                                             match=message):
+        list(route.frames())
+    assert fake.calls[-1] == "DestroyAllStreams"
+    monkeypatch.setitem(sys.modules, "StreamManagerApi", None)
+    with pytest.raises(AscendSlimError, match=r"module 'StreamManagerApi'.*MindX SDK") as info:
+        MindXVideoRoute(om, "rtsp://10.0.0.9/none")
+    assert "\n" not in str(info.value)

@@ -11,7 +11,15 @@ import pytest
 from ascend_slim.ascend.aipp import AippConfig, parse_aipp, render_aipp, yolov5_aipp
 from ascend_slim.ascend.bundle import default_files, default_meta
 from ascend_slim.ascend.model_facts import head_shapes, om_meta
-from ascend_slim.ascend.pipelines import MODELINFER_LIB, TENSORINFER_LIB, pipeline_chain
+from ascend_slim.ascend.pipelines import (
+    MODELINFER_LIB,
+    RTSP_URL_PLACEHOLDER,
+    TENSORINFER_LIB,
+    ModelFiles,
+    fill_rtsp_url,
+    pipeline_chain,
+    video_pipeline,
+)
 from ascend_slim.ascend.postprocess_cfg import (
     EVAL_THRESHOLDS,
     Thresholds,
@@ -28,6 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Documented plugin names (ascend-formats.md §2.2-2.4) and the props each must carry here.
 REQUIRED_PROPS = {
     "appsrc": {"blocksize"},
+    "mxpi_rtspsrc": {"rtspUrl", "channelId"},
+    "mxpi_videodecoder": {"inputVideoFormat", "outputImageFormat", "vdecChannelId"},
     "mxpi_imagedecoder": set(),
     "mxpi_imageresize": {"parentName", "resizeHeight", "resizeWidth", "resizeType"},
     "mxpi_modelinfer": {"parentName", "modelPath", "postProcessConfigPath", "labelPath", "postProcessLibPath"},
@@ -127,7 +137,7 @@ def test_pipelines_are_valid_chains(name: str) -> None:
     doc = _pipelines()[name]
     chain = pipeline_chain(doc)
     body = doc["detection"]
-    assert chain[0] == "appsrc0" and chain[-1] == "appsink0"
+    assert chain[0] == ("mxpi_rtspsrc0" if name.endswith("video.pipeline") else "appsrc0") and chain[-1] == "appsink0"
     assert body["stream_config"] == {"deviceId": "0"}
     factories = [body[e]["factory"] for e in chain]
     for element in chain:
@@ -145,6 +155,8 @@ def test_pipelines_are_valid_chains(name: str) -> None:
     if name.endswith("raw_tensor.pipeline"):
         assert factories == ["appsrc", "mxpi_imagedecoder", "mxpi_tensorinfer", "appsink"]
         return
+    if name.endswith("video.pipeline"):
+        return  # test_video_pipeline
     infer = ["mxpi_tensorinfer", "mxpi_objectpostprocessor"] if tensorinfer else ["mxpi_modelinfer"]
     resize = ["mxpi_imageresize"] if task == "detect" else []
     assert factories == ["appsrc", "mxpi_imagedecoder", *resize, *infer, "mxpi_dataserialize", "appsink"]
@@ -160,12 +172,57 @@ def test_pipelines_are_valid_chains(name: str) -> None:
             "512", "512", "Resizer_KeepAspectRatio_Fit")
 
 
+def test_video_pipeline() -> None:
+    """RTSP source -> video decoder -> the detect resize -> model inference -> YOLOv5 postprocess -> serialize ->
+    appsink, every plugin's props as documented (VSDK plugin reference) and as the detect pipelines set them."""
+    files = default_files()
+    doc = json.loads(files["pipeline/video.pipeline"])
+    chain = pipeline_chain(doc)
+    body = doc["detection"]
+    assert chain == ["mxpi_rtspsrc0", "mxpi_videodecoder0", "mxpi_imageresize0", "mxpi_tensorinfer0",
+                     "mxpi_objectpostprocessor0", "mxpi_dataserialize0", "appsink0"]
+    assert [body[e]["factory"] for e in chain] == [e[:-1] for e in chain]
+    assert body["stream_config"] == {"deviceId": "0"}
+    props = {e: body[e].get("props", {}) for e in chain}
+    assert props["mxpi_rtspsrc0"] == {"rtspUrl": RTSP_URL_PLACEHOLDER, "channelId": "0"}
+    assert props["mxpi_videodecoder0"] == {"inputVideoFormat": "H264", "outputImageFormat": "YUV420SP_NV12",
+                                           "vdecChannelId": "0"}
+    # the same letterbox contract as the image detect pipelines: aspect-preserving resize to the model size
+    detect = json.loads(files["pipeline/detect_tensorinfer.pipeline"])["detection"]
+    assert props["mxpi_imageresize0"] == {**detect["mxpi_imageresize0"]["props"], "parentName": "mxpi_videodecoder0"}
+    assert props["mxpi_tensorinfer0"] == {"dataSource": "mxpi_imageresize0", "modelPath": "models/yolov5/yolov5s.om"}
+    assert props["mxpi_objectpostprocessor0"] == detect["mxpi_objectpostprocessor0"]["props"]
+    assert parse_cfg(files[props["mxpi_objectpostprocessor0"]["postProcessConfigPath"]])["SCORE_THRESH"] == "0.4"
+    assert props["mxpi_dataserialize0"] == {"outputDataKeys": "mxpi_objectpostprocessor0"}
+    assert props["appsink0"] == {"blocksize": "4096000"}
+    # the model's AIPP takes NV12 of model size, what the resizer hands on
+    assert parse_aipp(files["models/yolov5/aipp_yolov5.cfg"]).input_format == "YUV420SP_U8"
+
+    filled = fill_rtsp_url(doc, "rtsp://10.0.0.5:554/cam1")
+    assert filled["detection"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] == "rtsp://10.0.0.5:554/cam1"
+    assert doc["detection"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] == RTSP_URL_PLACEHOLDER  # a copy
+    with pytest.raises(AscendSlimError, match="no mxpi_rtspsrc0"):
+        fill_rtsp_url(json.loads(files["pipeline/detect.pipeline"]), "rtsp://x")
+    meta = default_meta(320)
+    model_files = ModelFiles(om="m.om", label="l.names", detect_cfg="d.cfg", eval_cfg="e.cfg")
+    h265 = video_pipeline(model_files, resize_to=meta.img_size, rtsp_url="rtsp://cam", video_format="H265",
+                          channel_id=3, device_id=1, route="modelinfer")["detection"]
+    assert [e for e in pipeline_chain({"detection": h265})][3:] == ["mxpi_modelinfer0", "mxpi_dataserialize0",
+                                                                    "appsink0"]
+    assert (h265["mxpi_videodecoder0"]["props"]["inputVideoFormat"], h265["mxpi_videodecoder0"]["props"]
+            ["vdecChannelId"], h265["mxpi_rtspsrc0"]["props"]["channelId"]) == ("H265", "3", "3")
+    assert h265["mxpi_imageresize0"]["props"]["resizeHeight"] == "320" and h265["stream_config"]["deviceId"] == "1"
+    with pytest.raises(AscendSlimError, match="H264 or H265"):
+        video_pipeline(model_files, resize_to=(320, 320), video_format="MJPEG")
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda b: b["mxpi_imagedecoder0"].update(next="nowhere"), "not defined"),
     (lambda b: b["mxpi_tensorinfer0"].update(next="appsrc0"), "loops"),
     (lambda b: b["appsink0"]["props"].update(blocksize=4096000), "non-string"),
     (lambda b: b.update(extra0={"factory": "appsink"}), "not on the"),
     (lambda b: b["mxpi_tensorinfer0"].pop("next"), "no single 'next'"),
+    (lambda b: b.update(mxpi_rtspsrc0={"factory": "mxpi_rtspsrc", "next": "appsink0"}), "exactly one source"),
 ])
 def test_pipeline_chain_rejects_broken_graphs(mutate, message: str) -> None:
     doc = _pipelines()["pipeline/raw_tensor.pipeline"]

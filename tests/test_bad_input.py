@@ -22,7 +22,8 @@ from bad_input_catalogue import CASES, Case, Env, Result, markdown
 from ascend_slim.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-PROGRESS_BAR = re.compile(r"^\s*[\w ]+:\s+\d+%\|")  # tqdm's lines, e.g. "detect:  50%|#####     | 1/2 [..."
+# tqdm's lines, e.g. "detect:  50%|#####     | 1/2 [..." or, without a total (streams), "detect cam: 3frame [..."
+PROGRESS_BAR = re.compile(r"^\s*[\w ]+:\s+(\d+%\||\d+\w+ \[)")
 
 
 def message_lines(stderr: str) -> list[str]:

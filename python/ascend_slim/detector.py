@@ -22,9 +22,11 @@ from .meta import as_hw
 from .profiling import StageTimes, maybe_measure
 from .runtime.base import Backend
 from .runtime.factory import open_backend
+from .videoio import VideoReader, video_source
 from .weights import resolve_weights
 
 ImageLike = Union[str, Path, np.ndarray]
+VideoLike = Union[str, Path, int, VideoReader]  # a video file, stream URL, webcam index or open reader
 T = TypeVar("T")
 R = TypeVar("R")
 POSTPROCESS_MODES = ("yolov5", "mindx")  # see ascend_slim.core
@@ -172,17 +174,7 @@ class Detector:
             self._times = None
 
     def _class_ids(self, classes: Sequence[int | str]) -> list[int]:
-        ids = []
-        for c in classes:
-            if isinstance(c, str) and not c.isdigit():
-                if c not in self.names:
-                    raise AscendSlimError(f"class {c!r} is not one of the model's {len(self.names)} classes")
-                ids.append(self.names.index(c))
-            elif not 0 <= int(c) < len(self.names):
-                raise AscendSlimError(f"class id {c} out of range: the model has {len(self.names)} classes")
-            else:
-                ids.append(int(c))
-        return ids
+        return class_ids(self.names, classes)
 
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, images: Sequence[ImageLike], keep_images: bool = False) -> Prepared:
@@ -244,9 +236,15 @@ class Detector:
             results.extend(self._detect_batch(images[i:i + self.batch]))
         return results[0] if single else results
 
-    def stream(self, sources: Iterable[ImageLike], workers: int | None = None, prefetch: int = 4,
-               keep_images: bool = False, classes: Sequence[int | str] | None = None) -> Iterator[Detections]:
-        """Detections for many images, in input order, with work overlapped in threads.
+    def stream(self, source: Iterable[ImageLike] | VideoLike, workers: int | None = None, prefetch: int = 4,
+               keep_images: bool = False, classes: Sequence[int | str] | None = None,
+               vid_stride: int = 1) -> Iterator[Detections] | Iterator[tuple[int, np.ndarray, Detections]]:
+        """Detections for many images or the frames of a video, in input order, with work overlapped in threads.
+
+        ``source`` is an iterable of images (paths or BGR arrays): yields one :class:`Detections` per image.
+        Or it is one video: a video file, an ``rtsp://``/``rtmp://``/``http(s)://`` URL, a webcam index or an
+        open :class:`~ascend_slim.videoio.VideoReader`: frames are decoded in a reader thread (every
+        ``vid_stride``-th kept) and yields ``(frame_index, frame, Detections)``.
 
         Backends that run several inferences at once (onnxruntime) process ``workers`` images concurrently,
         each thread doing decode -> preprocess -> inference -> postprocess (best with a single-threaded
@@ -256,6 +254,33 @@ class Detector:
         returns each decoded image in ``Detections.image`` (e.g. for drawing) instead of decoding it again.
         ``classes`` (ids or names) replaces the Detector's class filter for this call.
         """
+        if isinstance(source, (str, Path, int, VideoReader)):
+            return self._stream_video(source, workers, prefetch, classes, vid_stride)
+        return self._stream_images(source, workers, prefetch, keep_images, classes)
+
+    def _stream_video(self, source: VideoLike, workers: int | None, prefetch: int,
+                      classes: Sequence[int | str] | None,
+                      vid_stride: int) -> Iterator[tuple[int, np.ndarray, Detections]]:
+        if not isinstance(source, VideoReader) and video_source(source) is None:
+            raise AscendSlimError(f"stream() takes one video (file, stream URL or webcam index) or an iterable of "
+                                  f"images, not {source!r}: use predict() for one image")
+        reader = source if isinstance(source, VideoReader) else VideoReader(source, vid_stride)
+        indexes: deque[int] = deque()
+
+        def frames() -> Iterator[np.ndarray]:
+            for index, frame in reader:
+                indexes.append(index)  # consumed in order below: results come back in input order
+                yield frame
+
+        try:
+            for dets in self._stream_images(frames(), workers, prefetch, True, classes):
+                yield indexes.popleft(), dets.image, dets
+        finally:
+            if reader is not source:
+                reader.close()
+
+    def _stream_images(self, sources: Iterable[ImageLike], workers: int | None, prefetch: int, keep_images: bool,
+                       classes: Sequence[int | str] | None) -> Iterator[Detections]:
         class_ids = self._class_ids(classes) if classes is not None else None
         batches = _chunks(iter(sources), self.batch)
         if self.backend.concurrent:
@@ -288,6 +313,21 @@ class Detector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def class_ids(names: Sequence[str], classes: Sequence[int | str]) -> list[int]:
+    """Class ids for ``classes`` given as ids or names of ``names``; raises naming one that is neither."""
+    ids = []
+    for c in classes:
+        if isinstance(c, str) and not c.isdigit():
+            if c not in names:
+                raise AscendSlimError(f"class {c!r} is not one of the model's {len(names)} classes")
+            ids.append(list(names).index(c))
+        elif not 0 <= int(c) < len(names):
+            raise AscendSlimError(f"class id {c} out of range: the model has {len(names)} classes")
+        else:
+            ids.append(int(c))
+    return ids
 
 
 def _chunks(items: Iterator[ImageLike], size: int) -> Iterator[list[ImageLike]]:

@@ -11,6 +11,8 @@ from .errors import AscendSlimError
 IMAGE_SIZE = (32, 4096)
 BATCH_SIZE = (1, 256)
 ONNX_OPSET = (9, 20)  # what torch's TorchScript exporter writes for YOLOv5 (ATC takes 11)
+VID_STRIDE = (1, 1000)  # keep every N-th video frame
+STREAM_TIMEOUT_S = 10.0  # default: an unreachable stream URL fails after this long (also its read timeout)
 
 
 def check_range(name: str, value: int, bounds: tuple[int, int]) -> None:

@@ -16,6 +16,7 @@ sample's ``main``)::
     pipeline/{detect,eval}.pipeline                      the sample's route
     pipeline/{detect,eval}_tensorinfer.pipeline          the tensorinfer route
     pipeline/raw_tensor.pipeline                         heads only, for the Python MindX backend
+    pipeline/video.pipeline                              RTSP camera -> VDEC -> the tensorinfer detect route
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..meta import ModelMeta
 from .aipp import render_aipp, yolov5_aipp
 from .atc import OnnxGraphFacts, atc_command, inspect_onnx, render_convert_script
 from .model_facts import onnx_meta, sidecar_text
-from .pipelines import ModelFiles, detection_pipeline, raw_tensor_pipeline, render_pipeline
+from .pipelines import ModelFiles, detection_pipeline, raw_tensor_pipeline, render_pipeline, video_pipeline
 from .postprocess_cfg import (
     DETECT_THRESHOLDS,
     EVAL_THRESHOLDS,
@@ -107,6 +108,8 @@ def render_ascend_files(meta: ModelMeta, stem: str, facts: OnnxGraphFacts, *, so
         for task, resize in (("detect", (h, w)), ("eval", None)):
             doc = detection_pipeline(route, model_files, resize_to=resize)
             files[f"{PIPELINE_DIR}/{pipe_names[route].format(task)}"] = render_pipeline(doc)
+        if route == "tensorinfer":
+            files[f"{PIPELINE_DIR}/video.pipeline"] = render_pipeline(video_pipeline(model_files, resize_to=(h, w)))
     files[f"{PIPELINE_DIR}/raw_tensor.pipeline"] = render_pipeline(raw_tensor_pipeline(f"{model}.om"))
     return files
 
@@ -151,6 +154,9 @@ def render_bundle_readme(stem: str, meta: ModelMeta, soc: str) -> str:
      libMpYOLOv5PostProcessor.so, {MODEL_DIR}/yolov5_detect.cfg / yolov5_eval.cfg); the *_tensorinfer
      pipelines do the same with mxpi_tensorinfer + mxpi_objectpostprocessor + libyolov3postprocess.so.
    - pipeline/raw_tensor.pipeline returns the raw heads (used by the Python MindX backend).
+   - pipeline/video.pipeline: an RTSP camera (H.264) decoded on the device (mxpi_rtspsrc -> mxpi_videodecoder,
+     NV12), resized like detect.pipeline, then the tensorinfer route; replace ${{rtspUrl}} with the camera's
+     address, or: ascend-slim detect --weights {MODEL_DIR}/{stem}.om --backend mindx --source rtsp://...
    detect pipelines let DVPP resize (keep aspect ratio, top-left); eval pipelines expect a JPEG that was
    letterboxed on the host to exactly {w}x{h}.
 """

@@ -1,7 +1,9 @@
-"""MindX SDK stream pipelines (JSON) for the detect and eval flows of both routes, and the raw-tensor one.
+"""MindX SDK stream pipelines (JSON) for the detect and eval flows of both routes, the raw-tensor one and the
+video one (RTSP camera in).
 
 A pipeline is ``{stream: {"stream_config": {...}, element: {"factory", "props", "next"}}}``; every prop value
-is a string. Elements are chained from ``appsrc0`` to ``appsink0`` by ``next``.
+is a string. Elements are chained from the source (``appsrc0``, or ``mxpi_rtspsrc0`` for video) to ``appsink0``
+by ``next``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ STREAM_NAME = "detection"
 MODELINFER_LIB = "libMpYOLOv5PostProcessor.so"
 TENSORINFER_LIB = "libyolov3postprocess.so"
 RAW_TENSOR_ELEMENT = "mxpi_tensorinfer0"
+SOURCES = ("appsrc0", "mxpi_rtspsrc0")  # the input elements a chain starts from (SendData / an RTSP pull)
+RTSP_URL_PLACEHOLDER = "${rtspUrl}"  # the SDK docs' convention for values filled in before CreateMultipleStreams
+VIDEO_FORMATS = ("H264", "H265")  # what mxpi_rtspsrc pulls and mxpi_videodecoder decodes
 
 
 @dataclass(frozen=True)
@@ -40,16 +45,39 @@ def _chain(stream: list[tuple[str, str, dict[str, str]]], device_id: int) -> dic
     return {STREAM_NAME: body}
 
 
+def _resize(parent: str, resize_to: tuple[int, int]) -> tuple[str, str, dict[str, str]]:
+    """The detect flow's letterbox on the device: aspect-preserving resize to the model size (h, w)."""
+    h, w = resize_to
+    return ("mxpi_imageresize0", "mxpi_imageresize", {
+        "parentName": parent, "resizeHeight": str(h), "resizeWidth": str(w),
+        "resizeType": "Resizer_KeepAspectRatio_Fit",
+    })
+
+
 def _front(resize_to: tuple[int, int] | None) -> list[tuple[str, str, dict[str, str]]]:
     """appsrc -> DVPP JPEG decoder [-> aspect-preserving resizer]."""
     front = [("appsrc0", "appsrc", {"blocksize": "409600"}), ("mxpi_imagedecoder0", "mxpi_imagedecoder", {})]
     if resize_to is not None:
-        h, w = resize_to
-        front.append(("mxpi_imageresize0", "mxpi_imageresize", {
-            "parentName": "mxpi_imagedecoder0", "resizeHeight": str(h), "resizeWidth": str(w),
-            "resizeType": "Resizer_KeepAspectRatio_Fit",
-        }))
+        front.append(_resize("mxpi_imagedecoder0", resize_to))
     return front
+
+
+def _infer(route: str, upstream: str, files: ModelFiles, cfg: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Model inference and the SDK's YOLOv5 postprocess of ``route`` on ``upstream``'s images."""
+    if route == "modelinfer":
+        return [("mxpi_modelinfer0", "mxpi_modelinfer", {
+            "parentName": upstream, "modelPath": files.om, "postProcessConfigPath": cfg,
+            "labelPath": files.label, "postProcessLibPath": MODELINFER_LIB,
+        })]
+    if route == "tensorinfer":
+        return [
+            (RAW_TENSOR_ELEMENT, "mxpi_tensorinfer", {"dataSource": upstream, "modelPath": files.om}),
+            ("mxpi_objectpostprocessor0", "mxpi_objectpostprocessor", {
+                "dataSource": RAW_TENSOR_ELEMENT, "postProcessConfigPath": cfg, "labelPath": files.label,
+                "postProcessLibPath": TENSORINFER_LIB,
+            }),
+        ]
+    raise AscendSlimError(f"unknown MindX route {route!r}: choose modelinfer or tensorinfer")
 
 
 def _sink(source: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -66,24 +94,41 @@ def detection_pipeline(route: str, files: ModelFiles, *, resize_to: tuple[int, i
     Results come out of ``appsink0`` as the ``mxpi_dataserialize`` JSON (``GetResult``).
     """
     front = _front(resize_to)
-    upstream = front[-1][0]
-    cfg = files.detect_cfg if resize_to is not None else files.eval_cfg
-    if route == "modelinfer":
-        infer = [("mxpi_modelinfer0", "mxpi_modelinfer", {
-            "parentName": upstream, "modelPath": files.om, "postProcessConfigPath": cfg,
-            "labelPath": files.label, "postProcessLibPath": MODELINFER_LIB,
-        })]
-    elif route == "tensorinfer":
-        infer = [
-            (RAW_TENSOR_ELEMENT, "mxpi_tensorinfer", {"dataSource": upstream, "modelPath": files.om}),
-            ("mxpi_objectpostprocessor0", "mxpi_objectpostprocessor", {
-                "dataSource": RAW_TENSOR_ELEMENT, "postProcessConfigPath": cfg, "labelPath": files.label,
-                "postProcessLibPath": TENSORINFER_LIB,
-            }),
-        ]
-    else:
-        raise AscendSlimError(f"unknown MindX route {route!r}: choose modelinfer or tensorinfer")
+    infer = _infer(route, front[-1][0], files, files.detect_cfg if resize_to is not None else files.eval_cfg)
     return _chain([*front, *infer, *_sink(infer[-1][0])], device_id)
+
+
+def video_pipeline(files: ModelFiles, *, resize_to: tuple[int, int], rtsp_url: str = RTSP_URL_PLACEHOLDER,
+                   route: str = "tensorinfer", video_format: str = "H264", channel_id: int = 0,
+                   device_id: int = 0) -> dict:
+    """An RTSP camera through the device: ``mxpi_rtspsrc`` pulls the H.264/H.265 stream, ``mxpi_videodecoder``
+    (VDEC) decodes each frame to NV12, then the detect flow: the same aspect-preserving resize to the model size
+    ``resize_to`` (h, w), the same .om (its AIPP takes NV12 of model size to RGB/255), the SDK's YOLOv5
+    postprocess (boxes in frame pixels), ``mxpi_dataserialize`` JSON out of ``appsink0``, one result per frame
+    (``GetResult``). ``rtsp_url`` defaults to the placeholder ``${rtspUrl}``, filled in before the stream is
+    created; ``channel_id`` numbers the pull and the decoder channel (one per camera).
+    """
+    if video_format not in VIDEO_FORMATS:
+        raise AscendSlimError(f"video format {video_format!r}: mxpi_videodecoder takes {' or '.join(VIDEO_FORMATS)}")
+    front = [
+        ("mxpi_rtspsrc0", "mxpi_rtspsrc", {"rtspUrl": rtsp_url, "channelId": str(channel_id)}),
+        ("mxpi_videodecoder0", "mxpi_videodecoder", {
+            "inputVideoFormat": video_format, "outputImageFormat": "YUV420SP_NV12", "vdecChannelId": str(channel_id),
+        }),
+        _resize("mxpi_videodecoder0", resize_to),
+    ]
+    infer = _infer(route, front[-1][0], files, files.detect_cfg)
+    return _chain([*front, *infer, *_sink(infer[-1][0])], device_id)
+
+
+def fill_rtsp_url(doc: dict, url: str, stream: str = STREAM_NAME) -> dict:
+    """A copy of a video pipeline with its ``rtspUrl`` set to ``url``."""
+    source = doc.get(stream, {}).get("mxpi_rtspsrc0")
+    if not isinstance(source, dict):
+        raise AscendSlimError("not a video pipeline: it has no mxpi_rtspsrc0 element")
+    filled = json.loads(json.dumps(doc))
+    filled[stream]["mxpi_rtspsrc0"].setdefault("props", {})["rtspUrl"] = url
+    return filled
 
 
 def raw_tensor_pipeline(om: str, device_id: int = 0) -> dict:
@@ -98,8 +143,9 @@ def render_pipeline(doc: dict) -> str:
 
 
 def pipeline_chain(doc: dict, stream: str = STREAM_NAME) -> list[str]:
-    """Element names from ``appsrc0`` to ``appsink0`` following ``next``; raises on a broken or cyclic graph,
-    an element without ``factory``, a non-string prop or an element that is not on the chain."""
+    """Element names from the source (``appsrc0`` or ``mxpi_rtspsrc0``) to ``appsink0`` following ``next``;
+    raises on a broken or cyclic graph, an element without ``factory``, a non-string prop or an element that is
+    not on the chain."""
     body = doc.get(stream)
     if not isinstance(body, dict):
         raise AscendSlimError(f"pipeline has no stream {stream!r}")
@@ -110,7 +156,11 @@ def pipeline_chain(doc: dict, stream: str = STREAM_NAME) -> list[str]:
         props = element.get("props", {})
         if not all(isinstance(v, str) for v in props.values()):
             raise AscendSlimError(f"pipeline element {name!r} has non-string props")
-    chain, name = [], "appsrc0"
+    sources = [name for name in SOURCES if name in elements]
+    if len(sources) != 1:
+        raise AscendSlimError(f"pipeline needs exactly one source element ({' or '.join(SOURCES)}), has "
+                              f"{', '.join(sources) or 'none'}")
+    chain, name = [], sources[0]
     while True:
         if name not in elements:
             raise AscendSlimError(f"pipeline element {name!r} is referenced but not defined")
@@ -125,5 +175,5 @@ def pipeline_chain(doc: dict, stream: str = STREAM_NAME) -> list[str]:
         name = nxt
     unused = sorted(set(elements) - set(chain))
     if unused:
-        raise AscendSlimError(f"pipeline elements not on the appsrc0 -> appsink0 chain: {', '.join(unused)}")
+        raise AscendSlimError(f"pipeline elements not on the {chain[0]} -> appsink0 chain: {', '.join(unused)}")
     return chain

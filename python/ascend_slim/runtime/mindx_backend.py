@@ -5,6 +5,8 @@
   ``MxpiTensorPackageList`` and are decoded by the C++ core like on every other backend.
 * :class:`MindXObjectRoute`: the SDK's own YOLOv5 postprocessor (eval pipeline of either route), returning
   its ``MxpiObject`` list as ``Kx6`` detections in letterbox pixels.
+* :class:`MindXVideoRoute`: the video pipeline (an RTSP camera decoded and detected on the device), one
+  ``Kx6`` result in frame pixels per frame.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -25,14 +29,24 @@ from ..ascend.pipelines import (
     detection_pipeline,
     raw_tensor_pipeline,
     render_pipeline,
+    video_pipeline,
 )
-from ..ascend.postprocess_cfg import EVAL_THRESHOLDS, Thresholds, postprocess_cfg, render_cfg, render_labels
+from ..ascend.postprocess_cfg import (
+    DETECT_THRESHOLDS,
+    EVAL_THRESHOLDS,
+    Thresholds,
+    postprocess_cfg,
+    render_cfg,
+    render_labels,
+)
 from ..ascend.sdk import import_sdk
 from ..errors import AscendSlimError
+from ..limits import STREAM_TIMEOUT_S
 from ..meta import ModelMeta
 from .base import Backend
 
 STREAM = STREAM_NAME.encode()
+_Route = TypeVar("_Route", bound="_PostprocessRoute")
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
@@ -106,6 +120,12 @@ class MindXStream:
             raise AscendSlimError(f"MindX GetResult failed with error code {output.errorCode}")
         return output.data
 
+    def next_result(self, timeout_ms: int) -> tuple[int, bytes]:
+        """``(error code, data)`` of the next ``appsink0`` output of a stream that feeds itself (video),
+        waiting at most ``timeout_ms``; a non-zero code means nothing came (timeout, stream stopped)."""
+        output = self._api.GetResult(STREAM, 0, timeout_ms)
+        return output.errorCode, output.data
+
     def close(self) -> None:
         if getattr(self, "_open", False):
             self._open = False
@@ -152,7 +172,55 @@ class MindXBackend(Backend):
             self._stream.close()
 
 
-class MindXObjectRoute:
+class _PostprocessFiles:
+    """The postprocess cfg and label file of a pipeline that runs the SDK's YOLOv5 postprocessor, in a temporary
+    folder removed by :meth:`remove` (modes within MindX's limit of 640)."""
+
+    def __init__(self, meta: ModelMeta, om: Path, thresholds: Thresholds, route: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ascend-slim-mindx-"))
+        cfg, labels = self.dir / "postprocess.cfg", self.dir / "labels.names"
+        cfg.write_text(render_cfg(postprocess_cfg(meta, thresholds, route)), encoding="utf-8")
+        labels.write_text(render_labels(meta.names), encoding="utf-8")
+        for path in (cfg, labels):
+            path.chmod(0o640)
+        self.model_files = ModelFiles(om=str(om), label=str(labels), detect_cfg=str(cfg), eval_cfg=str(cfg))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _PostprocessRoute:
+    """A MindX stream ending in the SDK's YOLOv5 postprocessor; ``close`` destroys it and removes its files."""
+
+    _stream: MindXStream
+    _files: _PostprocessFiles
+    meta: ModelMeta
+
+    def _start(self, stream: MindXStream, om: str | Path, thresholds: Thresholds, route: str,
+               pipeline: Callable[[ModelFiles], dict]) -> None:
+        """Write the cfg and labels, then open ``pipeline(files)`` on ``stream``; nothing is left on failure."""
+        self._files = _PostprocessFiles(self.meta, check_om_file(Path(om)), thresholds, route)
+        try:
+            stream.open(pipeline(self._files.model_files))
+            self._stream = stream
+        except BaseException:
+            self._files.remove()
+            raise
+
+    def close(self) -> None:
+        if hasattr(self, "_stream"):
+            self._stream.close()
+        if hasattr(self, "_files"):
+            self._files.remove()
+
+    def __enter__(self: _Route) -> _Route:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MindXObjectRoute(_PostprocessRoute):
     """The SDK's postprocessor (``route`` modelinfer or tensorinfer, eval pipeline): letterboxed RGB image in,
     ``Kx6`` ``[x0, y0, x1, y1, score, class]`` in letterbox pixels out (single best class, no max-det)."""
 
@@ -161,37 +229,43 @@ class MindXObjectRoute:
         stream = MindXStream()
         self.meta = om_meta(om)
         self.jpeg_quality = jpeg_quality
-        om = check_om_file(Path(om))
-        self._dir = Path(tempfile.mkdtemp(prefix="ascend-slim-mindx-"))
-        try:
-            cfg, labels = self._dir / "postprocess.cfg", self._dir / "labels.names"
-            cfg.write_text(render_cfg(postprocess_cfg(self.meta, thresholds, route)), encoding="utf-8")
-            labels.write_text(render_labels(self.meta.names), encoding="utf-8")
-            for path in (cfg, labels):
-                path.chmod(0o640)
-            files = ModelFiles(om=str(om), label=str(labels), detect_cfg=str(cfg), eval_cfg=str(cfg))
-            stream.open(detection_pipeline(route, files, resize_to=None, device_id=device_id))
-            self._stream = stream
-        except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise
+        self._start(stream, om, thresholds, route,
+                    lambda files: detection_pipeline(route, files, resize_to=None, device_id=device_id))
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         _check_batch(image[None], self.meta)
         self._stream.send(encode_jpeg(image, self.jpeg_quality))
         return parse_object_json(self._stream.result())
 
-    def close(self) -> None:
-        if hasattr(self, "_stream"):
-            self._stream.close()
-        if hasattr(self, "_dir"):
-            shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> MindXObjectRoute:
-        return self
+class MindXVideoRoute(_PostprocessRoute):
+    """The video pipeline (:func:`~ascend_slim.ascend.pipelines.video_pipeline`) on the device: ``mxpi_rtspsrc``
+    pulls ``rtsp_url``, VDEC decodes, DVPP resizes, the .om and the SDK's YOLOv5 postprocessor (tensorinfer
+    route) detect. :meth:`frames` yields ``(frame_index, Kx6 [x0, y0, x1, y1, score, class])`` in frame pixels,
+    in arrival order, until no result comes for ``timeout_s`` (the stream ended or stalled)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __init__(self, om: str | Path, rtsp_url: str, thresholds: Thresholds = DETECT_THRESHOLDS,
+                 device_id: int = 0, timeout_s: float = STREAM_TIMEOUT_S) -> None:
+        stream = MindXStream()
+        self.meta = om_meta(om)
+        self.url, self.timeout_s = rtsp_url, timeout_s
+        self.end_code: int | None = None  # GetResult's code when the results stopped
+        self._start(stream, om, thresholds, "tensorinfer", lambda files: video_pipeline(
+            files, resize_to=self.meta.img_size, rtsp_url=rtsp_url, device_id=device_id))
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        index = 0
+        while True:
+            code, data = self._stream.next_result(int(self.timeout_s * 1000))
+            if code != 0:
+                self.end_code = code
+                break
+            yield index, parse_object_json(data)
+            index += 1
+        if index == 0:
+            raise AscendSlimError(f"the MindX video pipeline returned no frame from {self.url} within "
+                                  f"{self.timeout_s:g} s (GetResult error code {code}): check the address, that the "
+                                  "camera sends H.264, and the SDK log")
 
 
 def parse_object_json(data: bytes | str) -> np.ndarray:
