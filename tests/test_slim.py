@@ -29,10 +29,12 @@ from ascend_slim.recipes.slim import SLIM_STAGES, SlimConfig, SlimRun, Stage, sl
 
 @pytest.fixture(scope="module")
 def voc8(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 trainval images as split ``subset``, and the next 8 as split ``pick`` (a labelled selection split)."""
+    """8 trainval images as split ``subset``, the next 8 as split ``pick`` (a labelled selection split), and the
+    next 30 as ``pick30`` (enough images for an accuracy floor)."""
     folder = voc_subset(tmp_path_factory.mktemp("voc8"), voc_root, 8)
-    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").read_text().split()[8:16]
-    (folder / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("\n".join(ids) + "\n")
+    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").read_text().split()
+    (folder / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("\n".join(ids[8:16]) + "\n")
+    (folder / "VOC2007" / "ImageSets" / "Main" / "pick30.txt").write_text("\n".join(ids[16:46]) + "\n")
     return folder
 
 
@@ -60,7 +62,7 @@ def test_slim_runs_resumes_after_a_kill_and_its_result_deploys(voc8: Path, yolov
     # with the FLOPs model the fastest candidate is the cut, in INT8 (the floor admits everything)
     config = _config(voc8, yolov5n_pt, tmp_path / "run", deploy=str(tmp_path / "bundle"), img_sizes=(160,),
                      cuts=(0.5,), target_latency=None, max_drop=100.0, latency_model="flops", finetune_epochs=1,
-                     distill=True, freeze_bn=True)
+                     distill=True, freeze_bn=True, select_split="pick30")
     folder = tmp_path / "run"
 
     def killed(run: SlimRun):

@@ -19,10 +19,11 @@ scored only when it could change the choice, assuming that deriving never raises
 decides only what to score; the choice uses measured numbers): under ``target_latency`` its latency must be
 within the budget and its parent's mAP above the best feasible mAP so far less ``slack`` (and a cut is not scored
 when its parent meets the objective itself: the parent is already the better choice); under ``max_drop``
-its parent must keep the accuracy floor and (without a latency target) it must be faster than the fastest
-feasible candidate so far. Skipped candidates are listed with the reason. Within a stage candidates go in the
-order most likely to tighten these bounds early: parent mAP descending under a latency target, latency
-ascending under ``max_drop`` alone.
+its parent must keep the accuracy floor, no lighter cut at its size and precision may have missed it, and
+(without a latency target) it must be faster than the fastest feasible candidate so far. Skipped candidates
+are listed with the reason. Within a stage candidates go in the order most likely to tighten these bounds
+early: parent mAP descending under a latency target; under ``max_drop`` alone parent latency ascending,
+lighter cuts first.
 
 Every latency and measurement goes to the :class:`~.measurement.MeasurementCache` as soon as it exists, and
 the original's match records and every candidate's resampled differences beside it, so a resumed search calls
@@ -177,6 +178,11 @@ class _Search:
         if objective.max_drop is not None:
             if not objective.meets_floor(parent):
                 return f"{parent.candidate.key} already misses the accuracy floor"
+            lighter = [m for m in self.measured.values() if m.candidate.img_size == candidate.img_size
+                       and m.candidate.precision == candidate.precision and 0 < m.candidate.cut < candidate.cut
+                       and not objective.meets_floor(m)]
+            if lighter:
+                return f"the lighter cut {lighter[0].candidate.key} already misses the accuracy floor"
             if objective.target_latency is None:
                 fastest = min((m.latency for m in feasible), default=math.inf)
                 if ratio >= fastest:
@@ -186,8 +192,8 @@ class _Search:
     def derived_stage(self, stage: str, candidates: list[Candidate]) -> None:
         if self.objective.target_latency is not None:
             candidates.sort(key=lambda c: (-self.measured[c.parent].map50, c))
-        elif self.objective.max_drop is not None:
-            candidates.sort(key=lambda c: (self.latency(c), c))
+        elif self.objective.max_drop is not None:  # by size, lighter cuts first (a heavier one is never better)
+            candidates.sort(key=lambda c: (self.latency(c.parent), c.cut, self.latency(c), c))
         for candidate in tqdm(candidates, desc=f"search: {stage}", unit="cand", disable=not self.progress):
             reason = None if candidate.key in self.cache.measurements else self.skip_reason(candidate)
             if reason is None:
