@@ -142,7 +142,7 @@ def expect_failure(name: str, folder: Path, data: Path, settings: dict, measured
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--keep", help="folder for the run folders (kept; rerunning resumes them)")
-    p.add_argument("--only", nargs="+", choices=sorted(TARGETS), help="run these targets only")
+    p.add_argument("--only", nargs="*", choices=sorted(TARGETS), help="run these targets only (none: repeats only)")
     p.add_argument("--small", type=Path, default=Path(tempfile.gettempdir()) / "voc-small",
                    help="where the small-object variant is (built there when missing)")
     p.add_argument("--seeds", type=int, nargs="*", default=[], help="fold seeds of the repeated default runs")
