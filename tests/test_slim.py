@@ -198,6 +198,20 @@ def test_cli_and_library_defaults_are_one_recipe(voc8: Path, yolov5n_pt: Path, t
         weights=str(yolov5n_pt), data=str(voc8), target_latency=None, max_drop=1.0, img_sizes=(320, 352, 384, 416),
         cuts=(), finetune_epochs=2, train=replace(SlimConfig().train, img_size=320, workers=0, train_split="train"),
     ).validated()
+    args = parser.parse_args(["--weights", str(yolov5n_pt), "--data", str(voc8), "--target-latency", "0.25",
+                              "--max-drop", "none"])
+    assert config_from_args(args).max_drop is None and config_from_args(args).target_latency == 0.25
+
+
+def test_plan_prints_the_size_curve(voc8: Path, yolov5n_pt: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    assert main(["plan", "--weights", str(yolov5n_pt), "--classes", "voc", "--data", str(voc8), "--train-split",
+                 "subset", "--select-split", "pick", "--img", "160", "--img-sizes", "96,128", "--cuts", "none",
+                 "--no-int8", "--latency-model", "flops", "--project", str(tmp_path), "--name", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "input size alone" in out
+    assert [line.split()[0] for line in out.splitlines() if line.strip().endswith("]") and " px " in line] == [
+        "160", "128", "96"]
 
 
 def test_slim_bad_settings_fail_before_any_work(voc8: Path, yolov5n_pt: Path, tmp_path: Path,
