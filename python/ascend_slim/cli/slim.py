@@ -8,7 +8,7 @@ import os
 from argparse import SUPPRESS
 from pathlib import Path
 
-from .args import batch_size, channel_multiple, float_range, fraction, image_size, int_range
+from .args import batch_size, channel_multiple, fraction, image_size, int_range
 
 NAME = "slim"
 HELP = "compound slimming: choose input size, channel cut and INT8 by measurement, build and report the choice"
@@ -18,8 +18,8 @@ image_count = int_range(0, 100_000)
 # flag dest -> the SlimConfig setting it sets ("train." prefix: a TrainConfig setting)
 SETTINGS = {"weights": "weights", "classes": "classes", "data": "data", "train_split": "train.train_split",
             "val_split": "train.val_split", "select_split": "select_split", "target_latency": "target_latency",
-            "max_drop": "max_drop", "confidence": "confidence", "img_sizes": "img_sizes", "cuts": "cuts",
-            "int8": "int8", "latency_model": "latency_model", "recon_images": "recon_images",
+            "max_drop": "max_drop", "confidence": "confidence", "folds": "folds", "img_sizes": "img_sizes",
+            "cuts": "cuts", "int8": "int8", "latency_model": "latency_model", "recon_images": "recon_images",
             "recon_samples": "recon_samples", "calib_images": "calib_images", "importance": "importance",
             "round_to": "round_to", "latency_runs": "latency_runs", "plan_only": "plan_only",
             "sparsity_epochs": "sparsity_epochs", "sparsity": "sparsity_rate", "sparsity_decay": "sparsity_decay",
@@ -67,6 +67,17 @@ def _budget(text: str) -> float | None:
     return value
 
 
+def _drop(text: str) -> float | None:
+    """``--max-drop``: mAP points in [0, 100], or none (no accuracy floor: --target-latency alone)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected mAP points like 1 (or none), got {text!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must be mAP points in [0, 100] or none, got {text}")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
@@ -88,13 +99,16 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     p.add_argument("--select-split", default=SUPPRESS, help="labelled split the plan scores candidates on "
                    "(default: the training split when nothing is trained, else val; test is refused)")
     p.add_argument("--target-latency", type=_budget, default=SUPPRESS, metavar="R",
-                   help=f"the plan's latency budget: at most R x the original's latency at --img (default "
-                   f"{d.target_latency}; 0.33 = 3x faster; none: no budget)")
-    p.add_argument("--max-drop", type=float_range(0.0, 100.0, "mAP points"), default=SUPPRESS, metavar="P",
-                   help="the plan's accuracy floor: lose at most P mAP@0.5 points on the selection split, at "
-                   "--confidence (with --target-latency: both)")
+                   help=f"a latency budget on top of the accuracy floor: at most R x the original's latency at --img "
+                   f"(default {d.target_latency}; 0.33 = 3x faster; none: no budget)")
+    p.add_argument("--max-drop", type=_drop, default=SUPPRESS, metavar="P",
+                   help=f"the accuracy floor: the fastest candidate whose cross-fitted selection mAP@0.5 loses at "
+                   f"most P points (default {d.max_drop}; none: no floor, needs --target-latency)")
     p.add_argument("--confidence", type=float, default=SUPPRESS,
-                   help=f"one-sided confidence of the accuracy floor (paired bootstrap; default {d.confidence})")
+                   help=f"hold the floor against the one-sided paired-bootstrap lower bound at this confidence "
+                   f"instead of the estimate (default {d.confidence}: the estimate)")
+    p.add_argument("--folds", type=int_range(2, 10), default=SUPPRESS,
+                   help=f"cross-fitting folds: no selection image scores a candidate fitted on it (default {d.folds})")
     p.add_argument("--img-sizes", type=_sizes, default=SUPPRESS, metavar="SIZES",
                    help="input sizes to search: 320,384,448 or 256-640 (default: every multiple of 32 in 256-640)")
     p.add_argument("--cuts", type=_fractions, default=SUPPRESS, metavar="FRACTIONS",
@@ -246,6 +260,18 @@ def _parser() -> argparse.ArgumentParser:
 def _print_plan(run) -> None:
     plan = run.result("plan")
     print(f"plan: {plan.message}; {plan.scored} candidates scored, {plan.cpu_seconds / 60:.1f} CPU min")
+    if plan.curve:
+        print("input size alone (FP32): size, speed-up, selection mAP@0.5, change in points [90 % interval]")
+    for row in plan.curve:
+        low, high = row["interval"]
+        print(f"  {row['img_size']:4d} px  {row['speedup']:.2f}x  {row['map50']:.4f}  {100 * row['difference']:+.2f} "
+              f"[{100 * low:+.2f}, {100 * high:+.2f}]")
+    if plan.selection_estimate:
+        e = plan.selection_estimate
+        print(f"chosen: estimated change {100 * e['difference']:+.2f} points; corrected for choosing the best of many "
+              f"{100 * e['corrected']:+.2f} [{100 * e['interval'][0]:+.2f}, {100 * e['interval'][1]:+.2f}]")
+    if plan.latency_flag:
+        print(f"flag: {plan.latency_flag}")
     for step in plan.contributions:
         print(f"  {step['step']:14s} {step['key']:16s} {step['speedup']:.2f}x  selection mAP@0.5 {step['map50']:.4f}")
     print(f"frontier and every candidate: {plan.report}")

@@ -52,7 +52,8 @@ def _summary(run: FinishedRun) -> dict:
         "split": evaluation.split, "images": evaluation.images, "img_size": evaluation.img_size,
         "map": maps, "latency": speed, "machine": latency.machine,
         "plan": {"chosen": plan.chosen, "message": plan.message, "scored": plan.scored,
-                 "cpu_seconds": plan.cpu_seconds, "contributions": plan.contributions, "report": plan.report},
+                 "cpu_seconds": plan.cpu_seconds, "contributions": plan.contributions, "report": plan.report,
+                 "selection_estimate": plan.selection_estimate, "latency_flag": plan.latency_flag},
         "prune": prune.summary if prune else None,
         "stages": {name: {"seconds": r.seconds, "cpu_seconds": r.cpu_seconds} for name, r in run.records.items()},
         "total_seconds": sum(r.seconds for r in run.records.values()),
@@ -140,6 +141,21 @@ def _plot(run: FinishedRun, summary: dict) -> None:
     atomic_write_bytes(run.dir / "report.png", buf.getvalue())
 
 
+def _promise(plan: dict) -> list[str]:
+    """What the plan promised about the choice: its winner's-curse-corrected estimate, and a latency flag."""
+    lines = []
+    e = plan["selection_estimate"]
+    if e:
+        low, high = e["interval"]
+        lines.append(f"Selection estimate {100 * e['difference']:+.2f} points; corrected for choosing the fastest of "
+                     f"many noisy candidates {100 * e['corrected']:+.2f} points ({e['level']:.0%} interval "
+                     f"[{100 * low:+.2f}, {100 * high:+.2f}]): the change on the evaluation below is measured on "
+                     "images nobody chose on.")
+    if plan["latency_flag"]:
+        lines.append(f"**Flag**: {plan['latency_flag']}.")
+    return lines
+
+
 def _markdown(summary: dict, layers: list[dict]) -> str:
     c, plan, sizes = summary["config"], summary["plan"], summary["img_size"]
     chosen = plan["chosen"]
@@ -149,7 +165,8 @@ def _markdown(summary: dict, layers: list[dict]) -> str:
         f"Plan: {plan['message']} ({plan['scored']} candidates scored on `{c['select_split']}`, "
         f"{plan['cpu_seconds'] / 60:.1f} CPU minutes; every candidate in [{Path(plan['report']).name}]"
         f"(plan/{Path(plan['report']).name})).",
-        f"Chosen: input {chosen['img_size']} px, channel cut {chosen['cut']:g}, {chosen['precision'].upper()}.", "",
+        f"Chosen: input {chosen['img_size']} px, channel cut {chosen['cut']:g}, {chosen['precision'].upper()}.",
+        *_promise(plan), "",
         f"Evaluated once on `{summary['split']}` ({summary['images']} images), each model at its own size "
         f"(original {sizes['original']} px, slimmed {sizes['final']} px), conf {VAL_SETTINGS['conf_thres']}, IoU "
         f"{VAL_SETTINGS['iou_thres']}, multi-label.", "",
