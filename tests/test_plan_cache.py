@@ -86,7 +86,8 @@ def test_the_plan_settings_hash_the_model_measured(voc_root: Path, yolov5n_pt: P
     monkeypatch.setattr("ascend_slim.compound.search", search)
     stages = [replace(s, run=sparsity) if s.name == "sparsity" else s for s in SLIM_STAGES]
     train = replace(SlimConfig().train, train_split="subset", val_split="subset", workers=0)
-    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc), target_latency=0.5, img_size=160,
+    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(voc), target_latency=0.5, max_drop=None,
+                        img_size=160,
                         img_sizes=(96,), cuts=(), int8=False, select_split="pick", sparsity_epochs=1, train=train,
                         save_dir=str(tmp_path / "run"))
     with pytest.raises(AscendSlimError, match="stop here"):

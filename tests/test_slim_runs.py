@@ -82,6 +82,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list:
     return log
 
 
+CONFIDENCE = SlimConfig().confidence  # the default the runs keep
+
+
 def _argv(voc8: Path, yolov5n_pt: Path, project: Path, *extra: str, command: str = "slim") -> list[str]:
     return [command, "--weights", str(yolov5n_pt), "--classes", "voc", "--data", str(voc8), "--train-split", "subset",
             "--val-split", "subset", "--select-split", "pick", "--img", "160", "--img-sizes", "96,128", "--cuts",
@@ -102,15 +105,15 @@ def _state(folder: Path) -> dict:
 def test_resume_honours_exactly_the_flags_given(voc8: Path, yolov5n_pt: Path, tmp_path: Path, calls: list,
                                                 capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "r"
-    assert main(_argv(voc8, yolov5n_pt, tmp_path, "--target-latency", "0.1")) == 0
-    assert calls[0] == ("plan", (0.1, None, 0.9), False)
-    # 0.3 is the CLI's default, but given: honoured (was: taken as "not given", the run kept 0.1)
+    assert main(_argv(voc8, yolov5n_pt, tmp_path, "--target-latency", "0.1", "--max-drop", "none")) == 0
+    assert calls[0] == ("plan", (0.1, None, CONFIDENCE), False)
+    # given: honoured, whatever the default (was: a value equal to the default counted as "not given")
     assert main(["slim", "--resume", str(folder), "--target-latency", "0.3"]) == 0
-    assert calls[-3] == ("plan", (0.3, None, 0.9), False)
+    assert calls[-3] == ("plan", (0.3, None, CONFIDENCE), False)
     assert calls[-2] == "export"  # a new objective after the plan re-chooses, and the choice is built again
-    # --max-drop alone keeps the run's budget (was: reset to the default 0.3)
+    # --max-drop alone keeps the run's budget (was: reset to the default)
     assert main(["slim", "--resume", str(folder), "--max-drop", "50"]) == 0
-    assert calls[-3][1] == (0.3, 50.0, 0.9)
+    assert calls[-3][1] == (0.3, 50.0, CONFIDENCE)
     assert main(["slim", "--resume", str(folder), "--confidence", "0.95"]) == 0
     assert calls[-3][1] == (0.3, 50.0, 0.95)
     done = len(calls)
@@ -134,16 +137,16 @@ def test_a_plan_only_run_resumes_and_builds_when_given_an_objective(voc8: Path, 
                                                                     calls: list) -> None:
     folder = tmp_path / "r"
     assert main(_argv(voc8, yolov5n_pt, tmp_path, command="plan")) == 0
-    assert calls == [("plan", (None, None, 0.9), True)]
+    assert calls == [("plan", (None, None, CONFIDENCE), True)]
     assert main(["plan", "--resume", str(folder)]) == 0  # was: refused, "--plan-only cannot change"
     assert len(calls) == 1  # nothing left to do
     # `plan --resume` with an objective re-chooses from the measurements and still builds nothing
     assert main(["plan", "--resume", str(folder), "--target-latency", "0.5"]) == 0
-    assert calls[-1] == ("plan", (0.5, None, 0.9), True)
+    assert calls[-1] == ("plan", (0.5, None, CONFIDENCE), True)
     assert "export" not in _state(folder)["stages"]
     # `slim --resume` with an objective builds it (was: "has finished its plan", or exit 0 building nothing)
     assert main(["slim", "--resume", str(folder), "--target-latency", "0.4"]) == 0
-    assert calls[-3:] == [("plan", (0.4, None, 0.9), False), "export",
+    assert calls[-3:] == [("plan", (0.4, None, CONFIDENCE), False), "export",
                           ("evaluate", "final.onnx of r\n")]
     assert (folder / "final.pt").is_file() and list(_state(folder)["stages"])[-1] == "report"
 
