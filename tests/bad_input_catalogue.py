@@ -23,6 +23,7 @@ import numpy as np
 
 from ascend_slim.classes import VOC_CLASSES
 from ascend_slim.errors import AscendSlimError
+from ascend_slim.recipes.slim_config import SlimConfig
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,7 @@ def slim_run(env: Env, plan: dict | None = None, **overrides: object) -> Path:
     return run.dir
 
 
+DEFAULT_CONFIDENCE = SlimConfig().confidence
 CHOSEN = {"img_size": 320, "cut": 0.0, "precision": "fp32"}
 MINI_VOC = mini_voc(lambda year: write(year / "ImageSets" / "Main" / "mine.txt", b"000006\n"),
                     list_text="000001\n000004\n")  # selection split mine, evaluation split test
@@ -948,15 +950,16 @@ CASES: list[Case] = [
          "exit 1: resume it or choose another name (was: one run's results overwrote the other's)",
          (*SLIM, "--name", "exp", "--exist-ok"), lambda env: {"voc": env.voc, "_": write(
              env.tmp / "out" / "exp" / "slim.json", b"{}")}, message=r"out/exp already holds a slim run: resume it"),
-    Case("slim-resume-default-value", "Slim runs", "`slim --resume RUN --target-latency 0.3` (the CLI default) on a "
-         "run planned for 0.1", "honoured: the plan re-chooses from its measurements and the stages after it run "
-         "again (was: the run went on with 0.1)", call=resumed(
+    Case("slim-resume-default-value", "Slim runs", "`slim --resume RUN --target-latency 0.3` (a value equal to a "
+         "CLI default) on a run planned for 0.1", "honoured: the plan re-chooses from its measurements and the "
+         "stages after it run again (was: the run went on with 0.1)", call=resumed(
              "slim", "--target-latency", "0.3", plan={"chosen": CHOSEN},
              check=lambda run: run.config.target_latency == 0.3 and "plan" not in run.records)),
     Case("slim-resume-one-objective-flag", "Slim runs", "`slim --resume RUN --max-drop 50` (or `--confidence "
          "0.95`) alone", "the run's other objective values are kept (was: the budget reset to 0.3, breaking the "
          "user's 0.1)", call=resumed("slim", "--max-drop", "50", plan={"chosen": CHOSEN}, check=lambda run: (
-             run.config.target_latency, run.config.max_drop, run.config.confidence) == (0.1, 50.0, 0.9))),
+             run.config.target_latency, run.config.max_drop, run.config.confidence) == (0.1, 50.0,
+                                                                                         DEFAULT_CONFIDENCE))),
     Case("slim-resume-other-flag", "Slim runs", "`slim --resume RUN --img 320` (a setting the run was made with)",
          "exit 1 naming the flag; flags given with the run's own values are accepted",
          ("slim", "--resume", "{run}", "--img", "320"), lambda env: {"run": slim_run(env, img_size=640)},
