@@ -207,8 +207,9 @@ def test_cli_and_library_defaults_are_one_recipe(voc8: Path, yolov5n_pt: Path, t
 def test_plan_prints_the_size_curve(voc8: Path, yolov5n_pt: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture) -> None:
     assert main(["plan", "--weights", str(yolov5n_pt), "--classes", "voc", "--data", str(voc8), "--train-split",
-                 "subset", "--select-split", "pick", "--img", "160", "--img-sizes", "96,128", "--cuts", "none",
-                 "--no-int8", "--latency-model", "flops", "--project", str(tmp_path), "--name", "p"]) == 0
+                 "subset", "--val-split", "subset", "--select-split", "pick", "--img", "160", "--img-sizes", "96,128",
+                 "--cuts", "none", "--no-int8", "--latency-model", "flops", "--project", str(tmp_path),
+                 "--name", "p"]) == 0
     out = capsys.readouterr().out
     assert "input size alone" in out
     assert [line.split()[0] for line in out.splitlines() if line.strip().endswith("]") and " px " in line] == [
