@@ -24,8 +24,9 @@ import torch
 from _common import DATA, parser, write_json
 
 HELD_OUT = "test"
-CHILD_OPTIONS = ("latency", "latency_runs", "importance", "importance_images", "round_to", "fit_split", "eval_split",
-                 "recon_images", "recon_samples", "ridge", "img", "threads")
+CHILD_OPTIONS = ("latency", "latency_runs", "importance", "importance_images", "pseudo_conf", "round_to", "fit_split",
+                 "eval_split", "recon_images", "recon_samples", "ridge", "img", "threads")
+CHILD_FLAGS = ("one_shot_only",)
 
 
 def voc_images(split: str, limit: int | None) -> list[Path]:
@@ -76,20 +77,48 @@ def latency_cost(original, graph, img_size: int, tmp: Path, runs: int):
     return cost
 
 
+def labelled_batches(split: str, limit: int, img_size: int, batch_size: int = 8):
+    """``(images in [0, 1], targets)`` batches of the first ``limit`` labelled images of ``split`` (letterboxed)."""
+    from ascend_slim.classes import resolve_class_set
+    from ascend_slim.data.dataset import DetectionDataset
+    from ascend_slim.data.samples import SampleSet, load_samples
+
+    samples = load_samples(DATA / "VOCdevkit", split, class_names=resolve_class_set("voc"), years=["2007"])
+    dataset = DetectionDataset(SampleSet(samples.samples[:limit], samples.names), img_size)
+    for start in range(0, len(dataset), batch_size):
+        images, targets, _, _ = dataset.collate([dataset[i] for i in range(start, min(start + batch_size,
+                                                                                      len(dataset)))])
+        yield images.float() / 255, targets
+
+
+def make_importance(args):
+    """The channel criterion ``args.importance`` (images from the fit split; labels only for ``taylor-labels``)."""
+    from ascend_slim.prune import get_importance
+    from ascend_slim.prune.importance import ConsumerOutputImportance, PseudoLabelTaylorImportance, TaylorImportance
+
+    images = voc_images(args.fit_split, args.importance_images)
+    if args.importance == "output":
+        return ConsumerOutputImportance(images, args.img)
+    if args.importance == "taylor":
+        return PseudoLabelTaylorImportance(images, args.img, conf_thres=args.pseudo_conf)
+    if args.importance == "taylor-labels":
+        return TaylorImportance(list(labelled_batches(args.fit_split, args.importance_images, args.img)), args.img)
+    return get_importance(args.importance)
+
+
 def run_level(args) -> dict:
     """One pruning level in this process: plan, one-shot mAP, reconstruction (time, memory), reconstructed mAP."""
-    from ascend_slim.prune import build_graph, get_importance, prune_model
+    from ascend_slim.prune import build_graph, prune_model
     from ascend_slim.prune.correspondence import channel_correspondence
-    from ascend_slim.prune.importance import ConsumerOutputImportance
     from ascend_slim.prune.reconstruct import reconstruct
     from ascend_slim.prune.uniform import plan_uniform, plan_uniform_target
 
     torch.set_num_threads(args.threads)
     original = original_model()
     graph = build_graph(original)
-    importance = ConsumerOutputImportance(voc_images(args.fit_split, args.importance_images), args.img) \
-        if args.importance == "output" else get_importance(args.importance)
-    scores = importance(original, graph)
+    cpu = time.process_time()
+    scores = make_importance(args)(original, graph)
+    importance_cpu = (time.process_time() - cpu) / 60
     with tempfile.TemporaryDirectory(prefix="bench-recon-") as tmp:
         tmp = Path(tmp)
         if args.level == "latency":
@@ -101,7 +130,10 @@ def run_level(args) -> dict:
         row = {"level": args.level, "importance": args.importance, **{k: v for k, v in plan.to_dict().items()
                                                                        if k != "threshold"}}
         row["params"] = sum(p.numel() for p in pruned.parameters())
+        row["importance_cpu_minutes"] = importance_cpu
         row["one_shot"] = val_map(pruned, args.eval_split, args.img, tmp, "one-shot")
+        if args.one_shot_only:
+            return row
         images = voc_images(args.fit_split, args.recon_images)
         report = reconstruct(original, pruned, channel_correspondence(graph, plan.keep), images,
                              samples_per_image=args.recon_samples, ridge=args.ridge, img_size=args.img,
@@ -128,9 +160,12 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.8, help="latency ratio of the 'latency' level")
     p.add_argument("--latency-runs", type=int, default=20)
     p.add_argument("--importance", default="slim",
-                   help="channel importance inside each group: slim (BN |gamma|, default), l1, l2, or output "
-                        "(consumer-output energy on --importance-images images of the fit split)")
+                   help="channel importance inside each group: slim (BN |gamma|, default), l1, l2, output "
+                        "(consumer-output energy), taylor (YOLO-loss Taylor against the original's own detections) "
+                        "or taylor-labels (the same with the labels): on --importance-images images of the fit split")
     p.add_argument("--importance-images", type=int, default=32)
+    p.add_argument("--pseudo-conf", type=float, default=0.25, help="confidence of the 'taylor' pseudo-labels")
+    p.add_argument("--one-shot-only", action="store_true", help="plan and score one-shot only (no reconstruction)")
     p.add_argument("--round-to", type=int, default=1, help="rounding of the fraction levels' widths")
     p.add_argument("--fit-split", default="train")
     p.add_argument("--eval-split", default="val")
@@ -154,6 +189,7 @@ def main() -> None:
         print(f"unpruned {results['unpruned']:.4f}", flush=True)
     forwarded = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
                  if key in CHILD_OPTIONS and value is not None]
+    forwarded += [f"--{key.replace('_', '-')}" for key in CHILD_FLAGS if getattr(args, key)]
     start = time.perf_counter()
     for level in args.levels.split(","):
         out = subprocess.run([sys.executable, __file__, "--level", level, "--quiet", *forwarded],
