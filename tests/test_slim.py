@@ -29,16 +29,19 @@ from ascend_slim.recipes.slim import SLIM_STAGES, SlimConfig, SlimRun, Stage, sl
 
 @pytest.fixture(scope="module")
 def voc8(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 trainval images as split ``subset``, and the next 8 as split ``pick`` (a labelled selection split)."""
+    """8 trainval images as split ``subset``, the next 8 as split ``pick`` (a labelled selection split), and the
+    next 30 as ``pick30`` (enough images for an accuracy floor)."""
     folder = voc_subset(tmp_path_factory.mktemp("voc8"), voc_root, 8)
-    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").read_text().split()[8:16]
-    (folder / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("\n".join(ids) + "\n")
+    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").read_text().split()
+    (folder / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("\n".join(ids[8:16]) + "\n")
+    (folder / "VOC2007" / "ImageSets" / "Main" / "pick30.txt").write_text("\n".join(ids[16:46]) + "\n")
     return folder
 
 
 def _config(voc8: Path, yolov5n_pt: Path, save_dir: Path, **overrides) -> SlimConfig:
     train = replace(SlimConfig().train, train_split="subset", val_split="subset", batch_size=4, workers=0)
-    options = dict(weights=str(yolov5n_pt), classes="voc", data=str(voc8), target_latency=0.95, img_size=160,
+    options = dict(weights=str(yolov5n_pt), classes="voc", data=str(voc8), target_latency=0.95, max_drop=None,
+                   img_size=160,
                    img_sizes=(96, 128), cuts=(0.1,), select_split="pick", recon_images=4, recon_samples=64,
                    calib_images=4, latency_runs=2, train=train, save_dir=str(save_dir))
     options.update(overrides)
@@ -59,7 +62,7 @@ def test_slim_runs_resumes_after_a_kill_and_its_result_deploys(voc8: Path, yolov
     # with the FLOPs model the fastest candidate is the cut, in INT8 (the floor admits everything)
     config = _config(voc8, yolov5n_pt, tmp_path / "run", deploy=str(tmp_path / "bundle"), img_sizes=(160,),
                      cuts=(0.5,), target_latency=None, max_drop=100.0, latency_model="flops", finetune_epochs=1,
-                     distill=True, freeze_bn=True)
+                     distill=True, freeze_bn=True, select_split="pick30")
     folder = tmp_path / "run"
 
     def killed(run: SlimRun):
@@ -132,9 +135,10 @@ def test_a_plan_that_meets_nothing_resumes_with_another_objective_and_scores_not
     code = main(["slim", "--weights", str(yolov5n_pt), "--classes", "voc", "--data", str(voc8), "--train-split",
                  "subset", "--val-split", "subset", "--select-split", "pick", "--img", "160", "--img-sizes", "96,128",
                  "--cuts", "none", "--no-int8", "--latency-runs", "2", "--target-latency", "0.01",
-                 "--project", str(tmp_path), "--name", "p"])
+                 "--max-drop", "none", "--project", str(tmp_path), "--name", "p"])
     err = capsys.readouterr().err
     assert code == 1 and "no scored candidate meets latency <= 0.01" in err and "resume with another" in err
+    assert "No model was written" in err and not (folder / "final.onnx").exists()
     measured = json.loads((folder / "plan" / "measurements.json").read_text())
     assert {"96-c0-fp32", "128-c0-fp32", "160-c0-fp32"} <= set(measured["measurements"])
     assert main(["slim", "--resume", str(folder), "--img", "320"]) == 1
@@ -185,7 +189,8 @@ def test_cli_and_library_defaults_are_one_recipe(voc8: Path, yolov5n_pt: Path, t
     from_cli = config_from_args(args).validated()
     assert from_cli == SlimConfig(weights=str(yolov5n_pt), data=str(voc8)).validated()
     assert from_cli.save_dir == "runs/slim/exp" and from_cli.train.train_split == "trainval"
-    assert from_cli.select_split == "trainval" and from_cli.target_latency == 0.3 and from_cli.int8
+    assert from_cli.select_split == "trainval" and from_cli.target_latency is None and from_cli.int8
+    assert from_cli.max_drop == 1.0 and from_cli.confidence == 0.5 and from_cli.folds == 2  # the floor by default
     args = parser.parse_args(["--weights", str(yolov5n_pt), "--data", str(voc8), "--target-latency", "none",
                               "--max-drop", "1", "--img-sizes", "320-416", "--cuts", "none", "--train-img", "320",
                               "--finetune-epochs", "2", "--train-split", "train", "--workers", "0"])
@@ -201,7 +206,7 @@ def test_slim_bad_settings_fail_before_any_work(voc8: Path, yolov5n_pt: Path, tm
         _config(voc8, yolov5n_pt, tmp_path / "x", select_split="test").validated()
     with pytest.raises(AscendSlimError, match="overlaps the training split"):
         _config(voc8, yolov5n_pt, tmp_path / "x", select_split="subset", finetune_epochs=1).validated()
-    with pytest.raises(AscendSlimError, match="--target-latency and/or --max-drop"):
+    with pytest.raises(AscendSlimError, match="nothing to optimise"):
         _config(voc8, yolov5n_pt, tmp_path / "x", target_latency=None).validated()
     with pytest.raises(AscendSlimError, match="not found"):
         _config(voc8, yolov5n_pt, tmp_path / "x", weights=str(tmp_path / "none.pt")).validated()

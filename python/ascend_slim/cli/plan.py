@@ -11,7 +11,7 @@ HELP = "measure input size x channel cut x precision and report the Pareto front
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    slim.add_arguments(p, plan_only=True, target_latency=None)
+    slim.add_arguments(p, plan_only=True, target_latency=None, max_drop=None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .args import batch_size, channel_multiple, float_range, fraction, image_size, int_range
+from .args import batch_size, channel_multiple, fraction, image_size, int_range
 
 NAME = "slim"
 HELP = "compound slimming: choose input size, channel cut and INT8 by measurement, build and report the choice"
@@ -55,6 +55,19 @@ def _budget(text: str) -> float | None:
     return value
 
 
+def _drop(text: str) -> float | None:
+    """``--max-drop``: mAP points in [0, 100], or none (no accuracy floor: --target-latency alone)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected mAP points like 1 (or none), got {text!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must be mAP points in [0, 100] or none, got {text}")
+    return value
+
+
 
 
 def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
@@ -76,13 +89,16 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     p.add_argument("--select-split", default=d.select_split, help="labelled split the plan scores candidates on "
                    "(default: the training split when nothing is trained, else val; test is refused)")
     p.add_argument("--target-latency", type=_budget, default=d.target_latency, metavar="R",
-                   help=f"the plan's latency budget: at most R x the original's latency at --img (default "
-                   f"{d.target_latency}; 0.33 = 3x faster; none: no budget)")
-    p.add_argument("--max-drop", type=float_range(0.0, 100.0, "mAP points"), default=d.max_drop, metavar="P",
-                   help="the plan's accuracy floor: lose at most P mAP@0.5 points on the selection split, at "
-                   "--confidence (with --target-latency: both)")
+                   help=f"a latency budget on top of the accuracy floor: at most R x the original's latency at --img "
+                   f"(default {d.target_latency}; 0.33 = 3x faster; none: no budget)")
+    p.add_argument("--max-drop", type=_drop, default=d.max_drop, metavar="P",
+                   help=f"the accuracy floor: the fastest candidate whose cross-fitted selection mAP@0.5 loses at "
+                   f"most P points (default {d.max_drop}; none: no floor, needs --target-latency)")
     p.add_argument("--confidence", type=float, default=d.confidence,
-                   help=f"one-sided confidence of the accuracy floor (paired bootstrap; default {d.confidence})")
+                   help=f"hold the floor against the one-sided paired-bootstrap lower bound at this confidence "
+                   f"instead of the estimate (default {d.confidence}: the estimate)")
+    p.add_argument("--folds", type=int_range(2, 10), default=d.folds,
+                   help=f"cross-fitting folds: no selection image scores a candidate fitted on it (default {d.folds})")
     p.add_argument("--img-sizes", type=_sizes, default=d.img_sizes, metavar="SIZES",
                    help="input sizes to search: 320,384,448 or 256-640 (default: every multiple of 32 in 256-640)")
     p.add_argument("--cuts", type=_fractions, default=d.cuts, metavar="FRACTIONS",
@@ -169,7 +185,7 @@ def config_from_args(args: argparse.Namespace):
     return SlimConfig(
         weights=args.weights, data=args.data, classes=args.classes, target_latency=args.target_latency,
         max_drop=args.max_drop, confidence=args.confidence, img_sizes=tuple(args.img_sizes), cuts=tuple(args.cuts),
-        int8=args.int8, latency_model=args.latency_model, select_split=args.select_split,
+        int8=args.int8, latency_model=args.latency_model, select_split=args.select_split, folds=args.folds,
         recon_images=args.recon_images, recon_samples=args.recon_samples, calib_images=args.calib_images,
         importance=args.importance, round_to=args.round_to, plan_only=args.plan_only,
         sparsity_epochs=args.sparsity_epochs, sparsity_rate=args.sparsity, sparsity_decay=args.sparsity_decay,
@@ -209,6 +225,18 @@ def _parser() -> argparse.ArgumentParser:
 def _print_plan(run) -> None:
     plan = run.result("plan")
     print(f"plan: {plan.message}; {plan.scored} candidates scored, {plan.cpu_seconds / 60:.1f} CPU min")
+    if plan.curve:
+        print("input size alone (FP32): size, speed-up, selection mAP@0.5, change in points [90 % interval]")
+    for row in plan.curve:
+        low, high = row["interval"]
+        print(f"  {row['img_size']:4d} px  {row['speedup']:.2f}x  {row['map50']:.4f}  {100 * row['difference']:+.2f} "
+              f"[{100 * low:+.2f}, {100 * high:+.2f}]")
+    if plan.selection_estimate:
+        e = plan.selection_estimate
+        print(f"chosen: estimated change {100 * e['difference']:+.2f} points; corrected for choosing the best of many "
+              f"{100 * e['corrected']:+.2f} [{100 * e['interval'][0]:+.2f}, {100 * e['interval'][1]:+.2f}]")
+    if plan.latency_flag:
+        print(f"flag: {plan.latency_flag}")
     for step in plan.contributions:
         print(f"  {step['step']:14s} {step['key']:16s} {step['speedup']:.2f}x  selection mAP@0.5 {step['map50']:.4f}")
     print(f"frontier and every candidate: {plan.report}")

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ..fileio import atomic_write_bytes, atomic_write_text
 from .candidates import Candidate
+from .objective import INTERVAL_LEVEL
 from .staged import SearchResult
 
 _MARKERS = {"fp32": "o", "int8": "^"}
@@ -28,13 +29,17 @@ def measurement_rows(result: SearchResult) -> list[dict[str, Any]]:
     objective = result.objective
     frontier = {m.candidate for m in result.plan.frontier}
     chosen = result.plan.chosen.candidate if result.plan.chosen else None
+    retimed = result.plan.retimed or {}
     rows = []
     for m in sorted(result.measurements, key=lambda m: (m.latency, -m.map50, m.candidate)):
-        low, high = m.delta.interval(objective.confidence)
+        low, high = m.delta.interval(INTERVAL_LEVEL)
         rows.append({
             "key": m.candidate.key, **m.candidate.to_dict(), "stage": m.stage,
             "latency": m.latency, "latency_estimated": m.latency_estimated, "speedup": m.speedup,
+            "latency_interval": [retimed[m.candidate].low, retimed[m.candidate].high] if m.candidate in retimed
+            else None,
             "map50": m.map50, "difference": m.delta.difference, "interval": [low, high],
+            "reliable": m.delta.reliable,
             "lower_bound": objective.floor_bound(m), "meets_floor": objective.meets_floor(m),
             "within_budget": objective.within_budget(m), "frontier": m.candidate in frontier,
             "chosen": m.candidate == chosen, "original": m.candidate == result.original.candidate,
@@ -65,32 +70,80 @@ def contributions(result: SearchResult) -> list[dict[str, Any]]:
     return rows
 
 
+def size_curve(result: SearchResult) -> list[dict[str, Any]]:
+    """Selection accuracy against speed over the input sizes alone (uncut FP32), largest size first: the curve that
+    shows whether this data set's objects survive a smaller input."""
+    rows = []
+    for m in sorted((m for m in result.measurements if not m.candidate.cut and m.candidate.precision == "fp32"),
+                    key=lambda m: -m.candidate.img_size):
+        low, high = m.delta.interval(INTERVAL_LEVEL)
+        rows.append({"img_size": m.candidate.img_size, "speedup": m.speedup, "map50": m.map50,
+                     "difference": m.delta.difference, "interval": [low, high]})
+    return rows
+
+
 def _headline(result: SearchResult) -> list[str]:
     estimate = any(m.latency_estimated for m in result.measurements)
-    return [
+    plan = result.plan
+    lines = [
         f"- objective: {result.objective.describe()}",
-        f"- result: {result.plan.message}",
+        f"- result: {plan.message}",
         f"- original: {result.original.candidate.key}, selection mAP@0.5 {result.original.map50:.4f}",
         f"- scored {len(result.measurements)} candidates ({result.scored_now} in this run), "
         f"{result.cpu_seconds / 60:.1f} CPU minutes in all; {len(result.skipped)} timed but not scored",
         f"- latency: {'an estimate (FLOPs model)' if estimate else 'measured'}, as a ratio to the original",
     ]
+    if plan.chosen is not None and plan.retimed and plan.chosen.candidate in plan.retimed:
+        timed = plan.retimed[plan.chosen.candidate]
+        lines.append(f"- the chosen latency re-timed side by side with {len(plan.retimed) - 1} frontier neighbours, "
+                     f"{timed.runs} rounds: {timed.ratio:.3f} ({1 / timed.ratio:.2f}x), {INTERVAL_LEVEL:.0%} interval "
+                     f"[{timed.low:.3f}, {timed.high:.3f}]")
+    if plan.latency_flag:
+        lines.append(f"- **flag**: {plan.latency_flag}")
+    if plan.estimate is not None:
+        e = plan.estimate
+        low, high = e.interval
+        lines.append(f"- the chosen one's selection estimate {_points(e.difference)} points is optimistic (it won "
+                     f"against noisy rivals): corrected for that, {_points(e.corrected)} points "
+                     f"({INTERVAL_LEVEL:.0%} interval [{_points(low)}, {_points(high)}]; optimism "
+                     f"{100 * e.optimism:.2f} points, estimated by replaying the choice in every bootstrap resample; "
+                     f"another candidate won in {e.switched:.0%} of them). The correction sees only the scored "
+                     "candidates and is itself a noisy estimate.")
+    if not all(m.delta.reliable for m in result.measurements):
+        lines.append("- intervals marked * rest on too few images to be trusted")
+    return lines + _data_use(result)
+
+
+def _data_use(result: SearchResult) -> list[str]:
+    use = result.data_use or {}
+    if not use:
+        return []
+    lines = [f"- images: {use.get('summary', '')}"]
+    for fold in use.get("folds", []):
+        lines.append(f"  - fold {fold['fold']}: scored {len(fold['scored'])} selection images "
+                     f"({', '.join(fold['scored'][:3])}, ...), fitted on {len(fold['fitted'])} others "
+                     f"({', '.join(fold['fitted'][:3])}, ...); the full lists are in plan.json")
+    return lines
 
 
 def markdown_table(result: SearchResult) -> str:
     """The report as Markdown: headline, then the table (differences and bounds in mAP points)."""
-    conf = f"{result.objective.confidence:.0%}"
+    level = f"{INTERVAL_LEVEL:.0%}"
+    floor = "floor statistic" if result.objective.confidence == 0.5 else \
+        f"{result.objective.confidence:.0%} lower bound"
     lines = ["# Compound slimming plan", "", *_headline(result), "",
-             f"| candidate | size | cut | precision | stage | latency | speedup | mAP@0.5 | Δ points | {conf} interval "
-             f"| {conf} lower bound | frontier | CPU s |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|---|---:|:-:|---:|"]
+             f"| candidate | size | cut | precision | stage | latency | re-timed {level} interval | speedup | mAP@0.5 "
+             f"| Δ points | {level} interval | {floor} | frontier | CPU s |",
+             "|---|---:|---:|---|---|---:|---|---:|---:|---:|---|---:|:-:|---:|"]
     for row in measurement_rows(result):
         mark = " **chosen**" if row["chosen"] else (" (original)" if row["original"] else "")
         low, high = row["interval"]
+        timed = "[{:.3f}, {:.3f}]".format(*row["latency_interval"]) if row["latency_interval"] else ""
         lines.append(
             f"| {row['key']}{mark} | {row['img_size']} | {row['cut']:.3g} | {row['precision']} | {row['stage']} "
-            f"| {row['latency']:.3f}{'*' if row['latency_estimated'] else ''} | {row['speedup']:.2f}x "
-            f"| {row['map50']:.4f} | {_points(row['difference'])} | [{_points(low)}, {_points(high)}] "
+            f"| {row['latency']:.3f}{'*' if row['latency_estimated'] else ''} | {timed} | {row['speedup']:.2f}x "
+            f"| {row['map50']:.4f} | {_points(row['difference'])} | [{_points(low)}, {_points(high)}]"
+            f"{'' if row['reliable'] else '*'} "
             f"| {_points(row['lower_bound'])} | {'yes' if row['frontier'] else ''} | {row['cpu_seconds']:.1f} |")
     steps = contributions(result)
     if steps:
@@ -114,7 +167,7 @@ def plot_pareto(result: SearchResult, path: str | Path, size: tuple[int, int] = 
     cmap = colormaps["viridis"]
     colours = {cut: cmap(i / max(1, len(cuts) - 1)) for i, cut in enumerate(cuts)}
     original_map = result.original.map50
-    confidence = result.objective.confidence
+    confidence = INTERVAL_LEVEL
     for m in result.measurements:
         c = m.candidate
         low, high = m.delta.interval(confidence)

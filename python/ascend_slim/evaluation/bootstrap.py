@@ -29,8 +29,9 @@ from ..fileio import atomic_output
 from .metrics import VOC07_RECALL_POINTS, match_detections
 
 PERCENTILES = np.arange(101)  # the stored quantile grid of a bootstrap distribution, in percent
-_CHUNK = 256
-_NORMAL = NormalDist()  # resamples evaluated at once (bounds memory: chunk x detections floats)
+MIN_RELIABLE_IMAGES = 30  # below this many images a bootstrap interval is too coarse to trust (reported as such)
+_CHUNK = 256  # resamples evaluated at once (bounds memory: chunk x detections floats)
+_NORMAL = NormalDist()
 
 
 class MatchTable:
@@ -165,6 +166,12 @@ class DifferenceInterval:
     percentiles: tuple[float, ...]  # the resampled difference at 0, 1, ..., 100 %
     resamples: int
     below: float  # fraction of resampled differences below ``difference`` (ties count half)
+    images: int = 0  # images resampled (0: not recorded, an older cache)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the interval rests on enough images (:data:`MIN_RELIABLE_IMAGES`) to be trusted at all."""
+        return self.images >= MIN_RELIABLE_IMAGES
 
     def quantile(self, q: float) -> float:
         """The resampled difference at quantile ``q`` in [0, 1] (linear between stored percentiles)."""
@@ -186,12 +193,12 @@ class DifferenceInterval:
 
     def to_dict(self) -> dict:
         return {"difference": self.difference, "resamples": self.resamples, "below": self.below,
-                "percentiles": list(self.percentiles)}
+                "images": self.images, "percentiles": list(self.percentiles)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DifferenceInterval:
         return cls(float(data["difference"]), tuple(float(p) for p in data["percentiles"]), int(data["resamples"]),
-                   float(data["below"]))
+                   float(data["below"]), int(data.get("images", 0)))
 
 
 class PairedBootstrap:
@@ -211,14 +218,20 @@ class PairedBootstrap:
     def _resampled(self, table: MatchTable) -> np.ndarray:
         return np.concatenate([table.map50(self.weights[s:s + _CHUNK]) for s in range(0, self.resamples, _CHUNK)])
 
-    def compare(self, candidate: MatchTable) -> DifferenceInterval:
-        """The (candidate − reference) mAP@0.5 difference and its bootstrap distribution.
+    def differences(self, candidate: MatchTable) -> np.ndarray:
+        """The (candidate − reference) mAP@0.5 difference in every resample, ``(resamples,)``, in resample order
+        (the same for every candidate: what a correction for choosing among candidates replays)."""
+        self.reference.check_paired(candidate)
+        return self._resampled(candidate) - self._reference_resampled
+
+    def compare(self, candidate: MatchTable, differences: np.ndarray | None = None) -> DifferenceInterval:
+        """The (candidate − reference) mAP@0.5 difference and its bootstrap distribution (``differences``: the
+        resampled ones when :meth:`differences` computed them already).
 
         A resample in which a class has no GT drops that class from both means (as the full sample would).
         """
-        self.reference.check_paired(candidate)
-        diff = self._resampled(candidate) - self._reference_resampled
+        diff = self.differences(candidate) if differences is None else differences
         difference = candidate.map50() - self.reference_map
         below = (np.count_nonzero(diff < difference) + 0.5 * np.count_nonzero(diff == difference)) / len(diff)
         return DifferenceInterval(difference, tuple(float(v) for v in np.percentile(diff, PERCENTILES)),
-                                  self.resamples, float(below))
+                                  self.resamples, float(below), self.reference.num_images)

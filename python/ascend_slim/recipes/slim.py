@@ -36,7 +36,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,9 @@ class PlanResult:
     cpu_seconds: float  # the whole search's CPU time
     report: str  # plan/plan.md
     contributions: list[dict]  # what each dimension adds (size alone, + cut, + INT8)
+    curve: list[dict] = field(default_factory=list)  # selection mAP and speed of every uncut FP32 input size
+    latency_flag: str = ""  # the chosen latency interval straddles the budget
+    selection_estimate: dict | None = None  # the chosen one's estimate corrected for the winner's curse
 
 
 @dataclass
@@ -353,26 +356,34 @@ def sparsity_stage(run: SlimRun) -> TrainResult:
 
 def plan_stage(run: SlimRun) -> PlanResult:
     from ..compound import search
-    from ..compound.report import contributions, write_report
+    from ..compound.crossfit import Folds
+    from ..compound.report import contributions, size_curve, write_report
     from ..evaluation import evaluation_set
     from .slim_plan import PlanMeasurer
 
     c = run.config
     selection = evaluation_set(c.data, c.select_split, class_names=run.original_model().names)
-    measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, latency_model=c.latency_model,
-                            latency_runs=c.latency_runs)
+    c.objective.check_images(len(selection.ids))
+    pool = run.training_images(max(c.recon_images, c.calib_images) + len(selection.ids))
+    measurer = PlanMeasurer(run.candidate_models(), selection, c.img_size, folds=Folds.split(
+        selection.ids, c.folds, c.fold_seed), fitting_pool=pool, latency_model=c.latency_model,
+        latency_runs=c.latency_runs)
     result = search(c.space, c.objective, measurer.score, measurer.latency, run.path("plan/measurements.json"),
-                    measurer.context(c.weights, c.classes, c.select_split), latency_estimated=measurer.estimated)
+                    measurer.context(c.weights, c.classes, c.select_split), latency_estimated=measurer.estimated,
+                    retime=measurer.retime, data_use=measurer.data_use())
     paths = write_report(result, run.path("plan"))
     plan = result.plan
     print(f"slim: plan: {plan.message} ({len(result.measurements)} candidates scored, {result.scored_now} now; "
           f"{result.cpu_seconds / 60:.1f} CPU min); report {paths['markdown']}")
+    if plan.latency_flag:
+        print(f"slim: plan: flag: {plan.latency_flag}")
     if plan.met is False:
-        raise AscendSlimError(f"{plan.message}. The measurements are kept: resume with another --target-latency "
-                              f"or --max-drop (see {paths['markdown']})")
+        raise AscendSlimError(f"{plan.message}. No model was written; the measurements are kept: resume with another "
+                              f"--target-latency or --max-drop (see {paths['markdown']})")
     return PlanResult(plan.chosen.candidate.to_dict() if plan.chosen else None, plan.met, plan.message,
                       len(result.measurements), result.scored_now, result.cpu_seconds, str(paths["markdown"]),
-                      contributions(result))
+                      contributions(result), size_curve(result), plan.latency_flag,
+                      plan.estimate.to_dict() if plan.estimate else None)
 
 
 def _builds(run: SlimRun) -> bool:

@@ -33,7 +33,8 @@ class SlimConfig:
     256-640) × channel cuts ``cuts`` (uniform fractions, recovered by reconstruction on ``recon_images``
     unlabelled training images) × precision (FP32, and INT8 with ``int8``, calibrated on ``calib_images``) for
     ``target_latency`` (latency ratio to the original at its own ``img_size``) and/or ``max_drop`` (mAP@0.5
-    points, a floor met at ``confidence``), scored on the labelled ``select_split`` (default: the training
+    points, a floor met at ``confidence``: by default the fastest candidate within 1 point, its estimate), scored
+    on the labelled ``select_split`` with ``folds``-fold cross-fitting (split by ``fold_seed``) (default: the training
     split when nothing is trained, else ``val``; never ``test``). ``train`` holds the settings of the optional
     training stages (sparsity before the plan, finetuning after the cut, with BatchNorm statistics frozen when
     ``freeze_bn``); its ``val_split`` is where the result is evaluated once at the end. The defaults are the
@@ -44,9 +45,11 @@ class SlimConfig:
     data: str = ""
     classes: str = ""
     save_dir: str = "runs/slim/exp"
-    target_latency: float | None = 0.3
-    max_drop: float | None = None
-    confidence: float = 0.9
+    target_latency: float | None = None
+    max_drop: float | None = 1.0
+    confidence: float = 0.5
+    folds: int = 2
+    fold_seed: int = 0
     img_sizes: tuple[int, ...] = ()
     cuts: tuple[float, ...] = (0.05, 0.1)
     int8: bool = True
@@ -91,9 +94,12 @@ class SlimConfig:
         if not self.weights or not self.data:
             raise AscendSlimError("slim needs weights (--weights) and data (--data), or a run to resume")
         if not self.objective.given and not self.plan_only:
-            raise AscendSlimError("give --target-latency and/or --max-drop (what the plan optimises), or --plan-only")
+            raise AscendSlimError("--max-drop none without a --target-latency leaves the plan nothing to optimise: "
+                                  "give one of them, or --plan-only")
         if self.target_latency is not None and not 0.0 < self.target_latency <= 1.0:
             raise AscendSlimError(f"target latency ratio must lie in (0, 1], got {self.target_latency}")
+        if not 2 <= self.folds <= 10:
+            raise AscendSlimError(f"--folds {self.folds}: cross-fitting needs 2 to 10 folds")
         self.space  # noqa: B018 (validates sizes, cuts and precisions)
         if self.latency_model not in LATENCY_MODELS:
             raise AscendSlimError(f"latency model {self.latency_model!r}: choose {' or '.join(LATENCY_MODELS)}")

@@ -10,21 +10,33 @@
 - every candidate runs as a static raw-head ONNX export at its size, INT8 ones as onnxruntime static QDQ of
   their FP32 export (:func:`~ascend_slim.quant.static.quantize_model`, calibrated on unlabelled images).
 
-:class:`PlanMeasurer` gives the search its two functions: ``score`` (the candidate's per-image match records on
-the labelled selection split, with the validation protocol) and ``latency`` (its latency over the original's
+:class:`PlanMeasurer` gives the search its functions: ``score`` (the candidate's per-image match records on
+the labelled selection split, with the validation protocol), ``latency`` (its latency over the original's
 at the default size: measured with onnxruntime on one thread side by side with the original, or estimated from
-conv FLOPs for accelerators whose latency tracks them).
+conv FLOPs for accelerators whose latency tracks them) and ``retime`` (the finalists again, side by side, with
+more rounds and an interval).
+
+No image both fits and scores a candidate (cross-fitting, :class:`~ascend_slim.compound.crossfit.Folds`): when
+the fitting images (calibration, importance, reconstruction: unlabelled training images) overlap the selection
+split, a fitted candidate (cut or INT8) is built once per fold, fold ``k``'s copy fitted on training images
+outside fold ``k`` (``plan/models/fold<k>/``), and scored on fold ``k`` only; the folds' match records make one
+table over every selection image. The delivered model is fitted on the first images of the training split, as
+before (``plan/models/``), and never scored on the selection split.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..compound import Candidate
+from ..compound.crossfit import Folds
+from ..compound.objective import INTERVAL_LEVEL, LatencyInterval
 from ..errors import AscendSlimError
 from ..evaluation.bootstrap import MatchTable
 from ..evaluation.protocol import VAL_SETTINGS, evaluate_file
@@ -39,6 +51,32 @@ from .slim_config import LATENCY_MODELS
 # Ascend 310's cube unit: 16 TOPS INT8 against 8 TFLOPS FP16, so the FLOPs model halves an INT8 candidate's cost
 INT8_FLOPS_FACTOR = 0.5
 SHAPE_CALIBRATION_IMAGES = 2  # enough to build an INT8 graph that is timed, never scored
+RETIME_FACTOR = 3  # finalists are re-timed with this many times the search's latency rounds
+
+
+@dataclass(frozen=True)
+class ImageSubset:
+    """Some images of a labelled set (what one fold scores), readable as an
+    :class:`~ascend_slim.evaluation.runner.EvalDataset`."""
+
+    dataset: EvalDataset
+    ids: list[str]
+
+    @property
+    def annotations(self) -> dict:
+        return self.dataset.annotations
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.dataset.class_names
+
+    def image_path(self, image_id: str) -> Path:
+        return self.dataset.image_path(image_id)
+
+
+def fitted(candidate: Candidate) -> bool:
+    """Whether ``candidate``'s model is fitted to images (a cut: importance and reconstruction; INT8: calibration)."""
+    return bool(candidate.cut) or candidate.precision == "int8"
 
 
 class CandidateModels:
@@ -56,6 +94,13 @@ class CandidateModels:
         self._graph: ChannelGraph | None = None
         self._scores: list[torch.Tensor] | None = None
         self._plans: dict[float, PrunePlan] = {}
+
+    def refitted(self, folder: str | Path, recon_images: Sequence[Path],
+                 calib_images: Sequence[Path]) -> CandidateModels:
+        """The same candidates fitted on other images, their files in ``folder``."""
+        return CandidateModels(self.original, folder, importance=self.importance, round_to=self.round_to,
+                               importance_size=self.importance_size, recon_images=recon_images,
+                               recon_samples=self.recon_samples, calib_images=calib_images, progress=self.progress)
 
     def _file(self, candidate: Candidate, suffix: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -180,25 +225,73 @@ class CandidateModels:
 
 
 class PlanMeasurer:
-    """The ``score`` and ``latency`` functions of :func:`ascend_slim.compound.search` over :class:`CandidateModels`."""
+    """The ``score``, ``latency`` and ``retime`` functions of :func:`ascend_slim.compound.search` over
+    :class:`CandidateModels` ``models`` (the delivered ones: fitted on the first images of ``fitting_pool``).
+
+    ``folds`` splits the selection images for cross-fitting (see the module docstring); a fold's fitted
+    candidates come from ``models.refitted`` on the first images of ``fitting_pool`` outside the fold. When no
+    fitting image is a selection image, the folds are not needed and every candidate is scored as delivered.
+    """
 
     def __init__(self, models: CandidateModels, selection: EvalDataset, default_size: int, *,
-                 latency_model: str = "measured", latency_runs: int = 30) -> None:
+                 folds: Folds | None = None, fitting_pool: Sequence[Path] = (), latency_model: str = "measured",
+                 latency_runs: int = 30) -> None:
         if latency_model not in LATENCY_MODELS:
             raise AscendSlimError(f"unknown latency model {latency_model!r}: choose {' or '.join(LATENCY_MODELS)}")
         self.models, self.selection = models, selection
         self.default_size, self.latency_model, self.latency_runs = default_size, latency_model, latency_runs
         self._reference_macs: float | None = None
+        selection_paths = {Path(selection.image_path(i)).resolve() for i in selection.ids}
+        overlap = any(Path(p).resolve() in selection_paths for p in [*models.recon_images, *models.calib_images])
+        self.folds = folds if overlap else None
+        if overlap and folds is None:
+            raise AscendSlimError("the fitting images overlap the selection images: cross-fitting folds are needed")
+        self.fold_models: list[CandidateModels] = []
+        for k in range(self.folds.k if self.folds else 0):
+            held = [selection.image_path(i) for i in self.folds.scored(k)]
+            recon = self.folds.fitting(k, fitting_pool, held, len(models.recon_images))
+            calib = self.folds.fitting(k, fitting_pool, held, len(models.calib_images))
+            self.fold_models.append(models.refitted(models.folder / f"fold{k}", recon, calib))
 
     @property
     def estimated(self) -> bool:
         return self.latency_model == "flops"
 
+    def _detections(self, path: Path, image_ids: Sequence[str], img_size: int) -> dict[str, np.ndarray]:
+        return evaluate_file(path, ImageSubset(self.selection, list(image_ids)), img_size=img_size,
+                             progress=False).detections
+
     def score(self, candidate: Candidate) -> MatchTable:
-        found = evaluate_file(self.models.onnx(candidate), self.selection, img_size=candidate.img_size,
-                              progress=False)
-        annotations = {i: self.selection.annotations[i] for i in self.selection.ids if i in found.detections}
-        return MatchTable.from_detections(found.detections, annotations, self.selection.class_names)
+        """``candidate``'s match records on every selection image, each scored by a model not fitted on it."""
+        if not self.fold_models or not fitted(candidate):
+            detections = self._detections(self.models.onnx(candidate), self.selection.ids, candidate.img_size)
+        else:
+            detections = {}
+            for k, models in enumerate(self.fold_models):
+                scored = self.folds.scored(k)
+                used = {Path(p).resolve() for p in [*models.recon_images, *models.calib_images]}
+                if any(Path(self.selection.image_path(i)).resolve() in used for i in scored):
+                    raise RuntimeError(f"fold {k} would score {candidate.key} on an image it was fitted on")
+                detections.update(self._detections(models.onnx(candidate), scored, candidate.img_size))
+        annotations = {i: self.selection.annotations[i] for i in self.selection.ids if i in detections}
+        return MatchTable.from_detections(detections, annotations, self.selection.class_names)
+
+    def data_use(self) -> dict:
+        """Which images fitted and which scored: the plan report's account."""
+        n, m = len(self.selection.ids), self.models
+        delivered = (f"the delivered model is fitted on the first {len(m.recon_images)} (reconstruction, importance) "
+                     f"/ {len(m.calib_images)} (calibration) training images and never scored on the selection split")
+        if not self.fold_models:
+            return {"summary": f"no fitting image is a selection image: every candidate scored on all {n} selection "
+                               f"images as delivered; {delivered}", "folds": []}
+        folds = self.folds
+        return {"summary": f"{folds.k}-fold cross-fitting (seed {folds.seed}): a fitted candidate (cut or INT8) is "
+                           f"built once per fold, fitted only on training images outside the fold, scored only on "
+                           f"the fold; uncut FP32 candidates and the original (fitted to nothing) are scored on all "
+                           f"{n} selection images; {delivered}",
+                "folds": [{"fold": k, "scored": self.folds.scored(k),
+                           "fitted": sorted({Path(p).name for p in [*fm.recon_images, *fm.calib_images]})}
+                          for k, fm in enumerate(self.fold_models)]}
 
     def latency(self, candidate: Candidate) -> float:
         if candidate == Candidate(self.default_size):
@@ -215,6 +308,30 @@ class PlanMeasurer:
                                           runs=self.latency_runs)
         return timed.median_ms / original.median_ms
 
+    def retime(self, candidates: Sequence[Candidate], resamples: int = 1000) -> dict[Candidate, LatencyInterval]:
+        """``candidates`` timed again side by side with the original, :data:`RETIME_FACTOR` x the rounds: the
+        median ratio and its :data:`~ascend_slim.compound.objective.INTERVAL_LEVEL` interval (rounds resampled
+        in pairs). An estimated latency model has nothing to re-time (its interval is a point)."""
+        if self.estimated:
+            return {c: LatencyInterval(r, r, r, 0) for c in candidates for r in [self.latency(c)]}
+        from ..report.latency import measure_latency
+
+        original = Candidate(self.default_size)
+        timed = [c for c in candidates if c != original]
+        runs = RETIME_FACTOR * self.latency_runs
+        results = measure_latency([self.models.fp32_onnx(self.default_size, 0.0),
+                                   *[self.models.shape_onnx(c) for c in timed]], threads=1, runs=runs)
+        base = np.asarray(results[0].samples_ms)
+        rounds = np.random.default_rng(0).integers(0, runs, size=(resamples, runs))
+        tail = (1 - INTERVAL_LEVEL) / 2
+        out = {original: LatencyInterval(1.0, 1.0, 1.0, runs)} if original in candidates else {}
+        for c, result in zip(timed, results[1:]):
+            samples = np.asarray(result.samples_ms)
+            ratios = np.median(samples[rounds], axis=1) / np.median(base[rounds], axis=1)
+            out[c] = LatencyInterval(float(np.median(samples) / np.median(base)), float(np.quantile(ratios, tail)),
+                                     float(np.quantile(ratios, 1 - tail)), runs)
+        return out
+
     def context(self, weights: str | Path, classes: str, split: str) -> dict:
         """What every measurement depends on besides the candidate (a cache made under another is refused)."""
         m = self.models
@@ -223,6 +340,7 @@ class PlanMeasurer:
                 "cut": {"planner": "uniform", "importance": m.importance, "round_to": m.round_to},
                 "reconstruction": {"images": len(m.recon_images), "samples_per_image": m.recon_samples},
                 "calibration": {"images": len(m.calib_images)},
+                "cross_fitting": self.folds.to_dict() if self.fold_models else None,
                 "latency": {"model": self.latency_model, "threads": 1,
                             **({"runs": self.latency_runs} if not self.estimated else
                                {"int8_factor": INT8_FLOPS_FACTOR})}}
