@@ -148,9 +148,10 @@ def run_level(args) -> dict:
             return row
         images = voc_images(args.fit_split, args.recon_images)
         if args.recon_samples:
+            first = 0 if plan.percent else min((int(b.split(".")[1]) for b in blocks), default=0)  # exact before
             report = reconstruct(original, pruned, depth_correspondence(base, blocks, plan.keep), images,
                                  samples_per_image=args.recon_samples, ridge=args.ridge, img_size=args.img,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, layers=range(first, len(original.model)))
             row["recon"] = {"images": len(images), "samples_per_image": args.recon_samples, "ridge": args.ridge,
                             "cache_dtype": report.cache_dtype, "seconds": report.seconds,
                             "cpu_minutes": report.cpu_seconds / 60, "peak_rss_mb": _peak_mb(),
