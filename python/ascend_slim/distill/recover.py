@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from ..data.unlabelled import ImageSource, letterboxed_batches
 from ..errors import AscendSlimError
 from ..model.yolo import YOLOv5
-from ..prune.importance import _image_batches
-from ..prune.reconstruct import ImageSource
 from .loss import HeadDistillation
 
 
@@ -67,7 +66,7 @@ def distill_recover(student: YOLOv5, teacher: YOLOv5, images: Sequence[ImageSour
             for _ in range(epochs):
                 order = torch.randperm(len(images), generator=generator).tolist()
                 total = 0.0
-                for batch in _image_batches([images[i] for i in order], img_size, batch_size):
+                for batch in letterboxed_batches([images[i] for i in order], img_size, batch_size):
                     flip = torch.rand(len(batch), generator=generator) < 0.5
                     batch[flip] = batch[flip].flip(-1)
                     with torch.no_grad():

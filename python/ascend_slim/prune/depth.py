@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.unlabelled import ImageSource, letterboxed
 from ..errors import AscendSlimError
 from ..model.common import C3, Bottleneck
 from ..model.cost import model_cost
 from ..model.yolo import YOLOv5
 from .correspondence import ConvCorrespondence, channel_correspondence, with_original_names
 from .groups import build_graph
-from .importance import _image_batches
-from .reconstruct import ImageSource, reconstruct
+from .reconstruct import reconstruct
 
 _BLOCK = re.compile(r"^model\.(\d+)\.m\.(\d+)(\.|$)")
 
@@ -131,7 +131,7 @@ def score_blocks(original: YOLOv5, images: Sequence[ImageSource], img_size: int 
         raise AscendSlimError("scoring blocks needs at least one image")
     cost = cost or macs_cost(img_size)
     base = cost(original)
-    tensor = torch.cat(list(_image_batches(list(images), img_size, 8)))
+    tensor = letterboxed(images, img_size)
     scores = []
     for block in residual_blocks(original):
         shallow = drop_blocks(original, [block]).eval()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.unlabelled import letterboxed_batches
 from ..errors import AscendSlimError
 from ..model.common import Conv
 from ..model.yolo import YOLOv5
@@ -100,7 +101,7 @@ class ConsumerOutputImportance(Importance):
         try:
             model.eval()
             with torch.no_grad():
-                for images in _image_batches(self.images, self.img_size, self.batch_size):
+                for images in letterboxed_batches(self.images, self.img_size, self.batch_size):
                     model(images)
         finally:
             model.train(training)
@@ -130,17 +131,6 @@ class ConsumerOutputImportance(Importance):
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def _image_batches(images: Sequence[str | Path | np.ndarray], img_size: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """``images`` (paths or BGR arrays) letterboxed to ``img_size`` square as ``eval`` feeds them, NCHW float32."""
-    from .. import core
-    from ..imageio import read_image
-
-    for start in range(0, len(images), batch_size):
-        chunk = [p if isinstance(p, np.ndarray) else read_image(p) for p in images[start:start + batch_size]]
-        tensor, _, _ = core.preprocess(chunk, (img_size, img_size), dtype=np.float32)
-        yield torch.from_numpy(np.ascontiguousarray(tensor))
 
 
 def pseudo_labels(model: YOLOv5, images: torch.Tensor, conf_thres: float = 0.25,
@@ -235,5 +225,5 @@ class PseudoLabelTaylorImportance(TaylorImportance):
         self.conf_thres, self.iou_thres = conf_thres, iou_thres
 
     def labelled_batches(self, model: YOLOv5) -> Iterator[Batch]:
-        for images in _image_batches(self.images, self.img_size, self.batch_size):
+        for images in letterboxed_batches(self.images, self.img_size, self.batch_size):
             yield images, pseudo_labels(model, images, self.conf_thres, self.iou_thres)

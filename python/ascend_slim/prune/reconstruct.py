@@ -29,21 +29,16 @@ import contextlib
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .. import core
+from ..data.unlabelled import ImageSource, letterboxed
 from ..errors import AscendSlimError
-from ..imageio import read_image
 from ..model.yolo import YOLOv5
 from .correspondence import ConvCorrespondence
-
-ImageSource = np.ndarray | str | Path
 
 
 @dataclass
@@ -118,10 +113,6 @@ def patches(x: torch.Tensor, conv: nn.Conv2d, positions: torch.Tensor, out_width
     return torch.cat([cols.double(), torch.ones(len(positions), 1, dtype=torch.float64)], 1)
 
 
-def _load(item: ImageSource) -> np.ndarray:
-    return item if isinstance(item, np.ndarray) else read_image(item)
-
-
 def _layer_inputs(i: int, f: int | list[int]) -> list[int]:
     """Indices of the layers layer ``i`` reads (-1: the image), in order."""
     if i == 0:
@@ -176,9 +167,7 @@ class _Stream:
         return sizes
 
     def _image_batch(self, batch: slice) -> torch.Tensor:
-        tensor, _, _ = core.preprocess([_load(item) for item in self.images[batch]], (self.img_size, self.img_size),
-                                       dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(tensor))
+        return letterboxed(self.images[batch], self.img_size)
 
     def inputs(self, b: int, layer: int, which: int) -> dict[int, torch.Tensor]:
         """Network ``which``'s (0 original, 1 pruned) live outputs before ``layer`` for batch ``b``, float32."""
