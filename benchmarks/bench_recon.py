@@ -7,6 +7,11 @@ fraction whose single-thread onnxruntime latency is about ``--latency`` x the or
 reference protocol: conf 0.001, IoU 0.6, multi-label, 300 detections, square letterbox) is scored on ``val``.
 The test split is refused. Every level runs in its own process, so its peak memory (ru_maxrss) is its own; CPU
 seconds are the reconstruction's (``time.process_time``). Prints JSON; ``--json`` also writes it.
+
+Issue 24 options: ``--importance taylor`` / ``taylor-labels`` (YOLO-loss Taylor against the original's own
+detections, or the labels), ``--one-shot-only``, ``--depth K`` (drop the K residual bottlenecks ranked best by
+recoverability per MACs saved first; the cut then applies to the shallower model), ``--distill-epochs N`` (label-free
+distillation recovery after reconstruction, val mAP after every epoch), ``--time`` (latency ratio to the original).
 """
 
 from __future__ import annotations
