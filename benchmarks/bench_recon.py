@@ -217,7 +217,7 @@ def main() -> None:
     p.add_argument("--depth-images", type=int, default=32, help="fit-split images that score the blocks")
     p.add_argument("--depth-img", type=int, default=320, help="image size at which blocks are scored")
     p.add_argument("--distill-epochs", type=int, default=0, help="distillation epochs after reconstruction (0: none)")
-    p.add_argument("--distill-lr", type=float, default=1e-4)
+    p.add_argument("--distill-lr", type=float, default=3e-5)
     p.add_argument("--distill-img", type=int, help="image size of the distillation (default --img)")
     p.add_argument("--time", action="store_true", help="also measure the latency ratio to the original")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the reconstruction (default 1)")
