@@ -9,10 +9,11 @@ import torch
 from prune_cases import random_bn_model
 
 from ascend_slim.errors import AscendSlimError
+from ascend_slim.model import YOLOv5
 from ascend_slim.prune import build_graph, get_importance
 from ascend_slim.prune.importance import ConsumerOutputImportance
 from ascend_slim.prune.planner import macs_pricer
-from ascend_slim.prune.uniform import plan_uniform, plan_uniform_target, uniform_count
+from ascend_slim.prune.uniform import plan_removed, plan_uniform, plan_uniform_target, uniform_count
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,23 @@ def test_consumer_output_importance_is_the_readers_output_change(voc_root) -> No
     assert 5 not in plan_uniform(graph, scores, 0.1).keep[group]
     with pytest.raises(AscendSlimError, match="at least one image"):
         ConsumerOutputImportance([])
+
+
+def test_cut_levels_survive_rounding() -> None:
+    """On yolov5n with widths rounded to 16, a plain 2 % uniform cut removes nothing (every group rounds back to
+    full width); the level defined on removed channels removes at least 2 %, and the least uniform fraction that
+    does (a smaller one removes less)."""
+    model = YOLOv5.from_yaml("yolov5n", nc=20)
+    graph = build_graph(model)
+    scores = get_importance("slim")(model, graph)
+    assert plan_uniform(graph, scores, 0.02, round_to=16).percent == 0.0
+    for level in (0.02, 0.1, 0.2):
+        plan = plan_removed(graph, scores, level, round_to=16)
+        assert plan.percent >= level and plan.reached["removed"] == plan.percent
+        assert all(k.numel() % 16 == 0 or k.numel() == g.width for k, g in zip(plan.keep, graph.groups))
+        smaller = plan_uniform(graph, scores, plan.reached["uniform_fraction"] - 0.004, round_to=16)
+        assert smaller.percent < level
+    assert plan_removed(graph, scores, 0.1).percent == pytest.approx(0.1, abs=0.01)  # no rounding: as asked
+    assert plan_removed(graph, scores, 0.0, round_to=16).percent == 0.0
+    with pytest.raises(AscendSlimError, match="cut level"):
+        plan_removed(graph, scores, 1.0)

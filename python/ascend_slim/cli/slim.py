@@ -127,10 +127,11 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
                    help=f"unlabelled training images for INT8 calibration (default {d.calib_images})")
     p.add_argument("--importance", choices=IMPORTANCE_CRITERIA, default=SUPPRESS,
                    help="channel importance inside each layer (default output: its contribution to the next "
-                   "layers' outputs, from images)")
+                   "layers' outputs, from images; taylor: the YOLO loss's first-order change against the original's "
+                   "own detections, from images)")
     p.add_argument("--round-to", type=channel_multiple, default=SUPPRESS,
                    help=f"round kept channel counts to a multiple (8: CPU SIMD, 16: Ascend cube unit; default "
-                   f"{d.round_to})")
+                   f"{d.round_to}); a cut level counts the channels removed after rounding")
     p.add_argument("--latency-runs", type=int_range(1, 10_000), default=SUPPRESS,
                    help=f"rounds of each side-by-side latency measurement (default {d.latency_runs})")
     p.add_argument("--plan-only", action="store_true", default=SUPPRESS,

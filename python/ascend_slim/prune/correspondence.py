@@ -5,13 +5,15 @@ original output channels the pruned conv keeps (all of them for Detect) and the 
 still reads, as indices into the original conv's *input tensor*: a Concat's producers follow one another
 (offsets), SPP/SPPF's ``cv2`` reads ``cv1``'s kept channels once per pooled copy, a Focus stem reads the
 image four times. Surgery slices weights with it and reconstruction maps an original layer onto its pruned
-twin with it; conv names are the same in both models.
+twin with it. Conv names are the same in both models unless layers were removed (:mod:`.depth` drops residual
+bottlenecks, so ``model.4.m.1`` of the shallower model is ``model.4.m.2`` of the original):
+:func:`with_original_names` then records each conv's name in the original.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -26,7 +28,8 @@ class ConvCorrespondence:
     ``in_index``: kept input channels, indices into the original conv's input (Concat offsets and SPP(F) or
     Focus copies included). ``bn`` names the unit's BatchNorm, None for Detect convs (they carry a bias).
     ``reads_features`` is False for a conv that reads only the image (the stem): nothing it reads is prunable.
-    ``sources`` are the units whose outputs it reads (several summed behind a residual add).
+    ``sources`` are the units whose outputs it reads (several summed behind a residual add). ``original_conv``
+    and ``original_bn`` name the conv and BatchNorm in the original model ("" when they are ``conv`` and ``bn``).
     """
 
     conv: str
@@ -37,6 +40,18 @@ class ConvCorrespondence:
     in_width: int
     reads_features: bool
     sources: tuple[str, ...]
+    original_conv: str = ""
+    original_bn: str = ""
+
+    @property
+    def source_conv(self) -> str:
+        """The conv's qualified name in the original model."""
+        return self.original_conv or self.conv
+
+    @property
+    def source_bn(self) -> str | None:
+        """The BatchNorm's qualified name in the original model (None for Detect convs)."""
+        return None if self.bn is None else self.original_bn or self.bn
 
     @property
     def reads_pruned(self) -> bool:
@@ -80,3 +95,11 @@ def channel_correspondence(graph: ChannelGraph, keep: Sequence[torch.Tensor]) ->
                                           sum(s.width for s in segments), any(s.group is not None for s in segments),
                                           tuple(dict.fromkeys(u for s in segments for u in s.sources)))
     return result
+
+
+def with_original_names(correspondence: dict[str, ConvCorrespondence],
+                        rename: Callable[[str], str]) -> dict[str, ConvCorrespondence]:
+    """``correspondence`` of a model whose module names differ from the original's: ``rename`` maps a qualified
+    module name of the model to the original's (:func:`.depth.original_name`)."""
+    return {name: replace(c, original_conv=rename(c.conv), original_bn="" if c.bn is None else rename(c.bn))
+            for name, c in correspondence.items()}

@@ -9,13 +9,14 @@ inflate an n-unit stream about n-fold and make residual streams unprunable under
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..data.unlabelled import letterboxed_batches
 from ..errors import AscendSlimError
 from ..model.common import Conv
 from ..model.yolo import YOLOv5
@@ -87,9 +88,6 @@ class ConsumerOutputImportance(Importance):
 
     def _input_energy(self, model: YOLOv5, convs: Sequence[str]) -> dict[str, torch.Tensor]:
         """Mean square of every input channel of ``convs`` over the images."""
-        from .. import core
-        from ..imageio import read_image
-
         modules = dict(model.named_modules())
         sums = {name: torch.zeros(modules[name].in_channels, dtype=torch.float64) for name in convs}
 
@@ -103,11 +101,8 @@ class ConsumerOutputImportance(Importance):
         try:
             model.eval()
             with torch.no_grad():
-                for start in range(0, len(self.images), self.batch_size):
-                    chunk = [p if isinstance(p, np.ndarray) else read_image(p)
-                             for p in self.images[start:start + self.batch_size]]
-                    tensor, _, _ = core.preprocess(chunk, (self.img_size, self.img_size), dtype=np.float32)
-                    model(torch.from_numpy(np.ascontiguousarray(tensor)))
+                for images in letterboxed_batches(self.images, self.img_size, self.batch_size):
+                    model(images)
         finally:
             model.train(training)
             for h in handles:
@@ -133,3 +128,102 @@ class ConsumerOutputImportance(Importance):
                         scores[s.group] += contribution[offset:offset + s.width]
                     offset += s.width
         return [s.float() for s in scores]
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def pseudo_labels(model: YOLOv5, images: torch.Tensor, conf_thres: float = 0.25,
+                  iou_thres: float = 0.45) -> torch.Tensor:
+    """``model``'s own post-NMS detections on ``images`` ``[B, 3, H, W]`` as training targets: ``[M, 6]`` rows
+    ``[image_index, class, cx, cy, w, h]`` normalised to the input size (as ``train.loss.YoloLoss`` takes them)."""
+    from .. import core
+
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            decoded = model.decode(model(images)).float().numpy()
+    finally:
+        model.train(training)
+    height, width = images.shape[2:]
+    rows = []
+    for i, dets in enumerate(core.postprocess_decoded(decoded, conf_thres=conf_thres, iou_thres=iou_thres)):
+        x1, y1, x2, y2 = (np.clip(dets[:, k], 0, width if k % 2 == 0 else height) for k in range(4))
+        keep = (x2 > x1) & (y2 > y1)
+        box = np.stack([(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height], 1)
+        rows.append(np.concatenate([np.full((int(keep.sum()), 1), i), dets[keep, 5:6], box[keep]], 1))
+    return torch.from_numpy(np.concatenate(rows).astype(np.float32)) if rows else torch.zeros(0, 6)
+
+
+class TaylorImportance(Importance):
+    """First-order Taylor of the YOLO loss (Molchanov et al., 2019), one Fisher-like score per channel.
+
+    Removing a channel sets its BatchNorm scale γ to 0 (what is left, the constant SiLU(β), is what bias folding
+    carries into the readers), so per batch the loss changes by about ``-Σ_units γ·∂L/∂γ`` summed over the units
+    of the channel's group (a residual stream loses the channel in all of them at once). The score is the
+    square of that change summed over batches. ``batches`` gives ``(images [B, 3, H, W] in [0, 1], targets
+    [M, 6])`` pairs (labels, as :class:`~ascend_slim.train.loss.YoloLoss` takes them); subclasses make their own.
+    The model is scored in eval mode (BN statistics as they are), only BN scales carry gradients.
+    """
+
+    name = "taylor-labels"
+
+    def __init__(self, batches: Iterable[Batch] = (), img_size: int = 640, hyp: dict | None = None) -> None:
+        self.batches, self.img_size, self.hyp = batches, img_size, hyp
+
+    def labelled_batches(self, model: YOLOv5) -> Iterable[Batch]:
+        return self.batches
+
+    def __call__(self, model: YOLOv5, graph: ChannelGraph) -> list[torch.Tensor]:
+        from ..train.loss import YoloLoss
+
+        modules = dict(model.named_modules())
+        units = [[modules[graph.units[u].bn] for u in g.units] for g in graph.groups]
+        scores = [torch.zeros(g.width, dtype=torch.float64) for g in graph.groups]
+        flags = {p: p.requires_grad for p in model.parameters()}
+        training = model.training
+        loss = YoloLoss(model, self.img_size, self.hyp)
+        try:
+            model.eval().requires_grad_(False)
+            for bns in units:
+                for bn in bns:
+                    bn.weight.requires_grad_(True)
+            seen = 0
+            for images, targets in self.labelled_batches(model):
+                model.zero_grad(set_to_none=True)
+                loss(model(images), targets)[0].backward()
+                with torch.no_grad():
+                    for score, bns in zip(scores, units):
+                        score += sum((bn.weight * bn.weight.grad).double() for bn in bns) ** 2
+                seen += 1
+            if not seen:
+                raise AscendSlimError("the Taylor importance needs at least one batch of images")
+        finally:
+            model.zero_grad(set_to_none=True)
+            model.train(training)
+            for p, flag in flags.items():
+                p.requires_grad_(flag)
+        return [s.float() for s in scores]
+
+
+class PseudoLabelTaylorImportance(TaylorImportance):
+    """:class:`TaylorImportance` without labels: the targets are the scored model's own post-NMS detections
+    (:func:`pseudo_labels` at ``conf_thres``/``iou_thres``) on ``images`` (paths or BGR arrays, letterboxed to
+    ``img_size`` as ``eval`` does). A distillation loss would not do: its gradient is 0 where student = teacher,
+    while the detection loss against hard pseudo-boxes is not at its minimum and ranks channels by what the
+    detections need."""
+
+    name = "taylor"
+
+    def __init__(self, images: Sequence[str | Path | np.ndarray], img_size: int = 640, batch_size: int = 8,
+                 conf_thres: float = 0.25, iou_thres: float = 0.45, hyp: dict | None = None) -> None:
+        if not images:
+            raise AscendSlimError("the pseudo-label Taylor importance needs at least one image")
+        super().__init__((), img_size, hyp)
+        self.images, self.batch_size = list(images), batch_size
+        self.conf_thres, self.iou_thres = conf_thres, iou_thres
+
+    def labelled_batches(self, model: YOLOv5) -> Iterator[Batch]:
+        for images in letterboxed_batches(self.images, self.img_size, self.batch_size):
+            yield images, pseudo_labels(model, images, self.conf_thres, self.iou_thres)

@@ -27,24 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .. import core
+from ..data.unlabelled import ImageSource, letterboxed
 from ..errors import AscendSlimError
-from ..imageio import read_image
 from ..model.yolo import YOLOv5
 from .correspondence import ConvCorrespondence
-
-ImageSource = Union[np.ndarray, str, Path]  # typing.Union: evaluated at import, and Python 3.9 has no X | Y
 
 
 @dataclass
@@ -119,10 +113,6 @@ def patches(x: torch.Tensor, conv: nn.Conv2d, positions: torch.Tensor, out_width
     return torch.cat([cols.double(), torch.ones(len(positions), 1, dtype=torch.float64)], 1)
 
 
-def _load(item: ImageSource) -> np.ndarray:
-    return item if isinstance(item, np.ndarray) else read_image(item)
-
-
 def _layer_inputs(i: int, f: int | list[int]) -> list[int]:
     """Indices of the layers layer ``i`` reads (-1: the image), in order."""
     if i == 0:
@@ -177,9 +167,7 @@ class _Stream:
         return sizes
 
     def _image_batch(self, batch: slice) -> torch.Tensor:
-        tensor, _, _ = core.preprocess([_load(item) for item in self.images[batch]], (self.img_size, self.img_size),
-                                       dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(tensor))
+        return letterboxed(self.images[batch], self.img_size)
 
     def inputs(self, b: int, layer: int, which: int) -> dict[int, torch.Tensor]:
         """Network ``which``'s (0 original, 1 pruned) live outputs before ``layer`` for batch ``b``, float32."""
@@ -229,11 +217,13 @@ def _steps(convs: list[ConvCorrespondence], readers: dict[str, set[str]]) -> lis
 def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, ConvCorrespondence],
                 images: Sequence[ImageSource], samples_per_image: int = 1024, ridge: float = 1e-2,
                 img_size: int = 640, batch_size: int = 4, cache_bytes: float = 8e8, seed: int = 0,
-                progress: bool = True) -> ReconstructionReport:
+                progress: bool = True, layers: Collection[int] | None = None) -> ReconstructionReport:
     """Re-fit ``pruned`` (in place) to ``original`` on unlabelled ``images`` (paths or BGR arrays), letterboxed to
     ``img_size`` square as ``eval`` feeds them; returns the per-conv errors.
 
-    ``correspondence`` is :func:`.correspondence.channel_correspondence` of the plan that made ``pruned``.
+    ``correspondence`` is :func:`.correspondence.channel_correspondence` of the plan that made ``pruned`` (with
+    :func:`.correspondence.with_original_names` when its module names differ from the original's). ``layers``:
+    the top-level layers whose convs are fitted (default all; nothing after the last of them is computed).
     """
     if not images:
         raise AscendSlimError("reconstruction needs at least one image")
@@ -247,7 +237,7 @@ def reconstruct(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
     try:
         with torch.no_grad():
             stream = _Stream(original, pruned, images, img_size, batch_size, cache_bytes)
-            fits = _fit_all(stream, correspondence, samples_per_image, ridge, seed, progress)
+            fits = _fit_all(stream, correspondence, samples_per_image, ridge, seed, progress, layers)
     finally:
         original.train(modes[0]), pruned.train(modes[1])
     return ReconstructionReport(fits, len(images), samples_per_image, ridge, img_size, str(stream.dtype).split(".")[-1],
@@ -271,25 +261,26 @@ def _check_pair(original: YOLOv5, pruned: YOLOv5, correspondence: dict[str, Conv
         raise AscendSlimError(f"reconstruction image size {img_size} must be a positive multiple of {stride}")
     modules = (dict(original.named_modules()), dict(pruned.named_modules()))
     for name, c in correspondence.items():
-        if name not in modules[0] or name not in modules[1]:
+        if c.source_conv not in modules[0] or name not in modules[1]:
             raise AscendSlimError(f"the channel correspondence names {name}, which the models lack")
         shape = (c.out_index.numel(), c.in_index.numel())
         if tuple(modules[1][name].weight.shape[:2]) != shape or \
-                tuple(modules[0][name].weight.shape[:2]) != (c.out_width, c.in_width):
+                tuple(modules[0][c.source_conv].weight.shape[:2]) != (c.out_width, c.in_width):
             raise AscendSlimError(f"the channel correspondence does not describe these models at {name}: pass the "
                                   "one of the plan that pruned them (channel_correspondence(graph, plan.keep))")
 
 
 def _fit_all(stream: _Stream, correspondence: dict[str, ConvCorrespondence], samples: int, ridge: float, seed: int,
-             progress: bool) -> list[LayerFit]:
+             progress: bool, layers: Collection[int] | None) -> list[LayerFit]:
     original, pruned = stream.models
     modules = (dict(original.named_modules()), dict(pruned.named_modules()))
     readers = _readers(correspondence)
-    fitted = [c for c in correspondence.values() if c.reads_features]
+    chosen = set(range(len(original.model)) if layers is None else layers)
+    fitted = [c for c in correspondence.values() if c.reads_features and int(c.conv.split(".")[1]) in chosen]
     generator = torch.Generator().manual_seed(seed)
     fits = []
     with tqdm(total=len(fitted), desc="reconstruct", unit="conv", disable=not progress) as bar:
-        for layer in range(len(original.model)):
+        for layer in range(max(chosen, default=-1) + 1):
             prefix = f"model.{layer}."
             convs = [c for c in fitted if c.conv.startswith(prefix)]
             targets = _original_pass(stream, layer, convs, modules[0], samples, generator)
@@ -334,7 +325,7 @@ def _original_pass(stream: _Stream, layer: int, convs: list[ConvCorrespondence],
                 t.values[first + i] = y.flatten(1)[:, pos].index_select(0, index).T
         return hook
 
-    handles = [modules[c.conv].register_forward_hook(capture(c.conv)) for c in convs]
+    handles = [modules[c.source_conv].register_forward_hook(capture(c.conv)) for c in convs]
     try:
         for b in range(len(stream.batches) if convs else 0):
             batch[0] = stream.batches[b]
@@ -385,12 +376,12 @@ def _fit_step(stream: _Stream, layer: int, step: list[ConvCorrespondence], targe
 def _solve(c: ConvCorrespondence, stats: _Stats, modules: tuple[dict[str, nn.Module], dict[str, nn.Module]],
            ridge: float) -> LayerFit:
     """Ridge-solve one conv toward its sliced original weights and write weights and bias into the pruned model."""
-    original_conv, conv = modules[0][c.conv], modules[1][c.conv]
+    original_conv, conv = modules[0][c.source_conv], modules[1][c.conv]
     d = stats.xtx.shape[0] - 1
     if c.bn is None:
         prior_bias, current_bias = original_conv.bias.double(), conv.bias.double()
     else:
-        mean = modules[0][c.bn].running_mean.index_select(0, c.out_index).double()
+        mean = modules[0][c.source_bn].running_mean.index_select(0, c.out_index).double()
         prior_bias, current_bias = torch.zeros_like(mean), mean - modules[1][c.bn].running_mean.double()
     prior = torch.cat([c.slice(original_conv.weight).flatten(1).T.double(), prior_bias[None]])
     current = torch.cat([conv.weight.flatten(1).T.double(), current_bias[None]])
@@ -402,6 +393,6 @@ def _solve(c: ConvCorrespondence, stats: _Stats, modules: tuple[dict[str, nn.Mod
         conv.bias.copy_(theta[d].to(conv.bias.dtype))
     else:
         bn = modules[1][c.bn]
-        bn.running_mean.copy_((modules[0][c.bn].running_mean.index_select(0, c.out_index).double() - theta[d])
+        bn.running_mean.copy_((modules[0][c.source_bn].running_mean.index_select(0, c.out_index).double() - theta[d])
                               .to(bn.running_mean.dtype))
     return LayerFit(c.conv, stats.rows, stats.relative_error(current), stats.relative_error(theta))

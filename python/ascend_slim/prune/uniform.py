@@ -80,3 +80,21 @@ def plan_uniform_target(graph: ChannelGraph, scores: Sequence[torch.Tensor],
         lo, hi = (lo, mid) if ratio(mid) <= target else (mid, hi)
     return replace(plan_uniform(graph, scores, hi, round_to, min_keep),
                    reached={"uniform_fraction": hi, "target": target, "ratio": ratio(hi)})
+
+
+def plan_removed(graph: ChannelGraph, scores: Sequence[torch.Tensor], fraction: float, round_to: int = 1,
+                 min_keep: float = 0.0, resolution: float = 0.002) -> PrunePlan:
+    """A cut level that survives rounding: the least uniform fraction whose plan, widths rounded to ``round_to``,
+    removes at least ``fraction`` of all channels (rounding to the nearest multiple keeps a 16-wide group whole
+    at a 10 % cut, so the uniform fraction asked for must grow until the channels really removed reach the
+    level). ``reached`` records the level, the uniform fraction and the fraction removed (``percent``).
+    Raises AscendSlimError when even a 95 % uniform cut removes less."""
+    if not 0.0 <= fraction < 1.0:
+        raise AscendSlimError(f"cut level must lie in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return plan_uniform(graph, scores, 0.0, round_to, min_keep)
+    total = sum(g.width for g in graph.groups)
+    kept_ratio = plan_uniform_target(graph, scores, lambda keep: sum(k.numel() for k in keep) / total,
+                                     1.0 - fraction, round_to, min_keep, resolution)
+    return replace(kept_ratio, reached={"level": fraction, "uniform_fraction": kept_ratio.reached["uniform_fraction"],
+                                        "removed": kept_ratio.percent})

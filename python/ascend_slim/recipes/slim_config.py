@@ -17,7 +17,7 @@ from ..train.hyp import load_hyp
 # pretrained Detect head on a small data set
 SLIM_HYP = {"warmup_bias_lr": 0.0}
 LATENCY_MODELS = ("measured", "flops")
-IMPORTANCE_CRITERIA = ("output", "slim", "l1", "l2")
+IMPORTANCE_CRITERIA = ("output", "taylor", "slim", "l1", "l2")
 HELD_OUT_SPLITS = ("test",)  # never used to choose anything
 INPUT_PATHS = ("weights", "data", "distill_images", "deploy")  # kept absolute: a run folder can move
 # what check_types accepts (the CLI's flag types give the same ranges)

@@ -2,8 +2,10 @@
 
 :class:`CandidateModels` makes and keeps, in one folder, every file a candidate needs:
 
-- a channel cut ``f`` is a uniform plan (:func:`~ascend_slim.prune.uniform.plan_uniform`: ``f`` of every group,
-  least important channels first by the chosen importance, kept widths rounded to ``round_to``) of the original;
+- a channel cut ``f`` removes at least ``f`` of all prunable channels *after* rounding: the least uniform fraction
+  (the same fraction of every group, least important channels first by the chosen importance, kept widths
+  rounded to ``round_to``) that does (:func:`~ascend_slim.prune.uniform.plan_removed`; a plain 2 % uniform cut
+  rounded to 16 removes nothing on yolov5n), so the cut a candidate names is what it removes;
   its scored model is the pruned model re-fitted to the original by least-squares reconstruction
   (:func:`~ascend_slim.prune.reconstruct.reconstruct`, unlabelled images letterboxed at the candidate's size);
   its *shape* (enough to time it) is the pruned model before reconstruction;
@@ -113,22 +115,24 @@ class CandidateModels:
         return self._graph
 
     def cut_plan(self, cut: float) -> PrunePlan:
-        """The uniform plan of cut level ``cut`` (importance scored once, on the original)."""
-        from ..prune.uniform import plan_uniform
+        """The plan of cut level ``cut`` (importance scored once, on the original; ``percent``: the fraction
+        removed, at least ``cut``)."""
+        from ..prune.uniform import plan_removed
 
         if self._scores is None:
             self._scores = self._importance()(self.original, self.graph)
         if cut not in self._plans:
-            self._plans[cut] = plan_uniform(self.graph, self._scores, cut, round_to=self.round_to)
+            self._plans[cut] = plan_removed(self.graph, self._scores, cut, round_to=self.round_to)
         return self._plans[cut]
 
     def _importance(self):
-        from ..prune.importance import ConsumerOutputImportance, get_importance
+        from ..prune.importance import ConsumerOutputImportance, PseudoLabelTaylorImportance, get_importance
 
-        if self.importance == "output":
+        if self.importance in ("output", "taylor"):
             if not self.recon_images:
-                raise AscendSlimError("the output importance needs images (the reconstruction images)")
-            return ConsumerOutputImportance(self.recon_images, img_size=self.importance_size)
+                raise AscendSlimError(f"the {self.importance} importance needs images (the reconstruction images)")
+            kind = ConsumerOutputImportance if self.importance == "output" else PseudoLabelTaylorImportance
+            return kind(self.recon_images, img_size=self.importance_size)
         return get_importance(self.importance)
 
     def pruned(self, cut: float, shape_only: bool = False) -> YOLOv5:
@@ -136,10 +140,10 @@ class CandidateModels:
         by BN |γ| (free), enough to time the cut before paying for the importance criterion."""
         from ..prune.importance import BNScaleImportance
         from ..prune.surgery import prune_model
-        from ..prune.uniform import plan_uniform
+        from ..prune.uniform import plan_removed
 
         if shape_only:
-            keep = plan_uniform(self.graph, BNScaleImportance()(self.original, self.graph), cut,
+            keep = plan_removed(self.graph, BNScaleImportance()(self.original, self.graph), cut,
                                 round_to=self.round_to).keep
         else:
             keep = self.cut_plan(cut).keep
@@ -337,7 +341,7 @@ class PlanMeasurer:
         m = self.models
         return {"weights": file_sha256(weights)[:16], "classes": classes, "default_size": self.default_size,
                 "selection": {"split": split, "images": len(self.selection.ids)}, "protocol": VAL_SETTINGS,
-                "cut": {"planner": "uniform", "importance": m.importance, "round_to": m.round_to},
+                "cut": {"planner": "uniform-removed", "importance": m.importance, "round_to": m.round_to},
                 "reconstruction": {"images": len(m.recon_images), "samples_per_image": m.recon_samples},
                 "calibration": {"images": len(m.calib_images)},
                 "cross_fitting": self.folds.to_dict() if self.fold_models else None,
