@@ -1,4 +1,5 @@
-"""``ascend-slim export``: a ``.pt`` checkpoint to ONNX (opset 11; static for ATC, or dynamic for onnxruntime)."""
+"""``ascend-slim export``: a ``.pt`` checkpoint to ONNX (opset 11; static for ATC, or dynamic for onnxruntime) or to
+an OpenVINO IR (``--format openvino``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 from .args import batch_size, image_size, onnx_opset
 
 NAME = "export"
-HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes)"
+HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes) or an OpenVINO IR"
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,12 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(a COCO model becomes an exact 20-class VOC model)")
     p.add_argument("--dynamic", action="store_true",
                    help="variable height/width for onnxruntime (rectangular letterbox); Ascend needs static")
-    p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
+    p.add_argument("--format", choices=tuple(SUFFIXES), default="onnx",
+                   help="onnx (default; ATC, onnxruntime) or openvino: an IR .xml + .bin (needs the openvino extra)")
+    p.add_argument("-o", "--output", help="output .onnx, or .xml for openvino (default: <weights name>.onnx/.xml)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import AscendSlimError
-    from ..export import export_onnx
+    from ..export import export_onnx, export_openvino
     from ..fileio import check_outputs
     from ..model.remap import load_for_classes
     from ..weights import resolve_weights
@@ -38,11 +42,18 @@ def run(args: argparse.Namespace) -> int:
     weights = resolve_weights(args.weights)
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
-    out = Path(args.output or weights.with_suffix(".onnx").name)
+    out = Path(args.output or weights.with_suffix(SUFFIXES[args.format]).name)
+    if out.suffix.lower() != SUFFIXES[args.format]:
+        raise AscendSlimError(f"-o {out}: the {args.format} format is written as a {SUFFIXES[args.format]} file")
     check_outputs([("--weights", weights)], files=[("-o", out)])
+    if args.format == "openvino":
+        from ..runtime.openvino_backend import import_openvino
+
+        import_openvino()  # before the model is loaded: a missing extra fails at once
     model, _ = load_for_classes(weights, args.classes)
-    export_onnx(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head,
-                dynamic=args.dynamic)
+    export = export_openvino if args.format == "openvino" else export_onnx
+    export(model, out, img_size=args.img, batch=args.batch, opset=args.opset, head=args.head, dynamic=args.dynamic)
     shape = "dynamic size" if args.dynamic else f"{args.img}x{args.img}"
-    print(f"exported {weights.name} -> {out} ({args.head} head, {shape}, opset {args.opset})")
+    extra = f" + {out.with_suffix('.bin').name}, OpenVINO IR" if args.format == "openvino" else ""
+    print(f"exported {weights.name} -> {out}{extra} ({args.head} head, {shape}, opset {args.opset})")
     return 0
