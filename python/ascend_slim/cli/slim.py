@@ -60,6 +60,7 @@ def _budget(text: str) -> float | None:
 def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     """The flags; their defaults are ``SlimConfig(**overrides)``'s (the CLI and the library run one recipe)."""
     from ..recipes.slim_config import IMPORTANCE_CRITERIA, LATENCY_MODELS, SlimConfig
+    from ..runtime.targets import RUNTIMES
 
     d = SlimConfig(**overrides)
     t = d.train
@@ -89,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
                    help=f"channel-cut levels to search, uniform fractions of every layer "
                    f"(default {','.join(map(str, d.cuts)) or 'none'}; none: no cuts)")
     p.add_argument("--no-int8", dest="int8", action="store_false", default=d.int8,
-                   help="search FP32 only (default: INT8 too, onnxruntime static QDQ)")
+                   help="search FP32 only (default: INT8 too, with the --runtime quantizer)")
     p.add_argument("--latency-model", choices=LATENCY_MODELS, default=d.latency_model,
                    help="measured: onnxruntime on 1 thread, side by side with the original (default); flops: conv "
                    "FLOPs (accelerators whose latency tracks them; an estimate, INT8 counted at half)")
@@ -105,6 +106,10 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     p.add_argument("--round-to", type=channel_multiple, default=d.round_to,
                    help=f"round kept channel counts to a multiple (8: CPU SIMD, 16: Ascend cube unit; default "
                    f"{d.round_to})")
+    p.add_argument("--runtime", choices=RUNTIMES, default=d.runtime,
+                   help="the CPU runtime to slim for: the plan times candidates on it, INT8 uses its quantizer "
+                   "(onnxruntime QDQ or OpenVINO NNCF) and the final model is in its format (default "
+                   f"{d.runtime}; openvino needs the openvino extra)")
     p.add_argument("--latency-runs", type=int_range(1, 10_000), default=d.latency_runs,
                    help=f"rounds of each side-by-side latency measurement (default {d.latency_runs})")
     p.add_argument("--plan-only", action="store_true", default=d.plan_only,
@@ -176,7 +181,7 @@ def config_from_args(args: argparse.Namespace):
         sparsity_beta=args.sparsity_beta, finetune_epochs=args.finetune_epochs, distill=args.distill,
         distill_weight=args.distill_weight, distill_images=args.distill_images, freeze_bn=args.freeze_bn,
         img_size=args.img, train=train,
-        deploy=args.deploy, soc=args.soc, latency_runs=args.latency_runs,
+        deploy=args.deploy, soc=args.soc, latency_runs=args.latency_runs, runtime=args.runtime,
         save_dir=str(next_run_dir(args.project, args.name, args.exist_ok)))
 
 

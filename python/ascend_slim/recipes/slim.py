@@ -112,6 +112,7 @@ class LatencyResult:
     runs: int
     machine: dict
     threads: dict[str, dict]  # "1 thread" / "all cores" -> original_ms, final_ms, ratio
+    runtime: str = "onnxruntime"  # the CPU runtime both were timed on
 
 
 @dataclass
@@ -278,7 +279,8 @@ class SlimRun:
             self._models = CandidateModels(
                 original, self.path("plan/models"), importance=c.importance, round_to=c.round_to,
                 importance_size=c.img_size, recon_images=self.training_images(c.recon_images) if c.cuts else [],
-                recon_samples=c.recon_samples, calib_images=self.training_images(c.calib_images) if c.int8 else [])
+                recon_samples=c.recon_samples, calib_images=self.training_images(c.calib_images) if c.int8 else [],
+                runtime=c.runtime)
         return self._models
 
     def run_stage(self, stage: Stage) -> None:
@@ -416,6 +418,7 @@ def finetune_stage(run: SlimRun) -> TrainResult:
 
 def export_stage(run: SlimRun) -> ExportResult:
     from ..export import export_onnx
+    from ..runtime.targets import cpu_runtime
 
     c, chosen = run.config, run.chosen()
     checkpoint = run.model_checkpoint()
@@ -424,8 +427,12 @@ def export_stage(run: SlimRun) -> ExportResult:
     model.history.append({"action": "slim_plan", "chosen": plan.chosen, "objective": c.objective.to_dict(),
                           "selection": c.select_split, "message": plan.message})
     final_pt = save_checkpoint(run.path("final.pt"), model, img_size=chosen.img_size, history=history)
-    name = "final-fp32.onnx" if chosen.precision == "int8" else "final.onnx"
-    final_onnx = export_onnx(model, run.path(name), img_size=chosen.img_size, head="raw")
+    runtime = cpu_runtime(c.runtime)
+    as_is = chosen.precision == "fp32" and runtime.suffix == ".onnx"  # else quantized or converted below
+    final_onnx = export_onnx(model, run.path("final.onnx" if as_is else "final-fp32.onnx"), img_size=chosen.img_size,
+                             head="raw")
+    if chosen.precision == "fp32" and not as_is:
+        final_onnx = runtime.deployable(final_onnx, run.path("final" + runtime.suffix))
     original_onnx = export_onnx(run.original_model(), run.path("original.onnx"), img_size=c.img_size, head="raw")
     return ExportResult(str(final_pt), str(final_onnx), str(original_onnx), chosen.img_size)
 
@@ -436,10 +443,10 @@ def _int8(run: SlimRun) -> bool:
 
 
 def quantize_stage(run: SlimRun) -> QuantizeResult:
-    from ..quant.static import quantize_model
+    from ..runtime.targets import cpu_runtime
 
-    images = run.candidate_models().calib_images
-    report = quantize_model(run.result("export").final_onnx, run.path("final.onnx"), images)
+    runtime, images = cpu_runtime(run.config.runtime), run.candidate_models().calib_images
+    report = runtime.quantize(run.result("export").final_onnx, run.path("final" + runtime.suffix), images)
     return QuantizeResult(str(report.path), report.float_nodes, report.calibration_batches)
 
 
@@ -455,7 +462,7 @@ def evaluate_stage(run: SlimRun) -> MapResult:
     c = run.config
     dataset = evaluation_set(c.data, c.train.val_split, class_names=run.original_model().names)
     sizes = {"original": c.img_size, "final": run.result("export").img_size}
-    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=sizes[key]).result)
+    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=sizes[key], backend=c.runtime).result)
             for key, path in _models(run).items()}
     result = MapResult(c.train.val_split, len(dataset.ids), sizes, maps["original"], maps["final"])
     atomic_write_text(run.path("eval.json"), json.dumps(asdict(result), indent=2) + "\n")
@@ -469,10 +476,11 @@ def latency_stage(run: SlimRun) -> LatencyResult:
     c, models = run.config, _models(run)
     threads = {}
     for count, key in ((1, "1 thread"), (0, "all cores")):
-        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs)
+        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs,
+                                          runtime=c.runtime)
         threads[key] = {"original_ms": original.median_ms, "final_ms": final.median_ms,
                         "ratio": final.median_ms / original.median_ms}
-    return LatencyResult(c.latency_runs, cpu_info(), threads)
+    return LatencyResult(c.latency_runs, cpu_info(), threads, c.runtime)
 
 
 def deploy_stage(run: SlimRun) -> DeployResult:

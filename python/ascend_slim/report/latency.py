@@ -86,20 +86,24 @@ RUNTIME_CALLS = {"onnxruntime": _onnxruntime_call, "openvino": _openvino_call}
 
 def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 20, warmup: int = 3,
                     img_size: int | tuple[int, int] | None = None, seed: int = 0,
-                    runtime: str = "onnxruntime") -> list[Latency]:
+                    runtime: str | Sequence[str] = "onnxruntime") -> list[Latency]:
     """Median latency of each model on the same random input, measured round-robin (see the module doc) on
-    ``runtime`` (``onnxruntime``, or ``openvino`` with one stream and the latency hint).
+    ``runtime`` (``onnxruntime``, or ``openvino`` with one stream and the latency hint), or on ``runtime[k]`` for
+    ``models[k]`` (one model on several runtimes, side by side).
 
     ``img_size`` fixes the height and width of models with a dynamic input (``(h, w)`` or an int).
     """
-    if runtime not in RUNTIME_CALLS:
-        raise AscendSlimError(f"unknown runtime {runtime!r}: choose {' or '.join(RUNTIME_CALLS)}")
+    runtimes = [runtime] * len(models) if isinstance(runtime, str) else list(runtime)
+    unknown = [r for r in runtimes if r not in RUNTIME_CALLS]
+    if unknown or len(runtimes) != len(models):
+        raise AscendSlimError(f"unknown runtime {unknown[0] if unknown else runtime!r}: choose "
+                              f"{' or '.join(RUNTIME_CALLS)}, one for all models or one per model")
     if not models:
         raise AscendSlimError("measure_latency needs at least one model")
     if runs < 1 or warmup < 0:
         raise AscendSlimError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     size = as_hw(img_size) if img_size is not None else None
-    calls = [RUNTIME_CALLS[runtime](m, threads, size, seed) for m in models]
+    calls = [RUNTIME_CALLS[name](m, threads, size, seed) for m, name in zip(models, runtimes)]
     results = [Latency(str(m), threads) for m in models]
     for _ in range(warmup):
         for call in calls:
