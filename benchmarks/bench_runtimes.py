@@ -76,6 +76,28 @@ def box_agreement(a: list, b: list) -> float:
     return matched / max(total, 1)
 
 
+def compare_slim_runs(folders: list[str], runs: int) -> dict:
+    """The choices of two finished slim runs, ``--runtime onnxruntime`` then ``--runtime openvino`` (same original):
+    each final model on its own runtime and the original on both, side by side on one thread; their test mAPs."""
+    from ascend_slim.recipes.slim import SlimRun
+    from ascend_slim.report.latency import measure_latency
+
+    slim_runs = [SlimRun.resume(folder) for folder in folders]
+    runtimes = [run.config.runtime for run in slim_runs]
+    if runtimes != ["onnxruntime", "openvino"]:
+        sys.exit(f"bench_runtimes: --slim-runs takes an onnxruntime run then an openvino run, got {runtimes}")
+    original = slim_runs[0].result("export").original_onnx
+    finals = [(run.result("quantize") or run.result("export")).final_onnx for run in slim_runs]
+    timed = measure_latency([original, finals[0], original, finals[1]], threads=1, runs=runs,
+                            runtime=["onnxruntime", "onnxruntime", "openvino", "openvino"])
+    ms = {key: t.median_ms for key, t in zip(("original onnxruntime", "choice onnxruntime", "original openvino",
+                                              "choice openvino"), timed)}
+    maps = {rt: {"chosen": run.chosen().to_dict(), "original": run.result("evaluate").original["ap50_voc07"],
+                 "final": run.result("evaluate").final["ap50_voc07"]} for rt, run in zip(runtimes, slim_runs)}
+    return {"latency_ms": ms, "openvino_choice_vs_onnxruntime_choice": ms["choice onnxruntime"] / ms["choice openvino"],
+            "map": maps, "folders": folders}
+
+
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--int8-size", type=int, default=384, help="input size of the INT8 models (default 384)")
@@ -85,6 +107,8 @@ def main() -> int:
     p.add_argument("--map", action="store_true", help="also score every pair on the whole VOC07 test split")
     p.add_argument("--box-images", type=int, default=417, help="test images for the box agreement (default 417)")
     p.add_argument("--nncf-defaults", action="store_true", help="also NNCF with every conv INT8")
+    p.add_argument("--slim-runs", nargs=2, metavar=("ONNXRUNTIME_RUN", "OPENVINO_RUN"),
+                   help="only compare two finished slim runs (--runtime onnxruntime, --runtime openvino)")
     args = p.parse_args()
 
     from ascend_slim.detector import Detector
@@ -95,6 +119,21 @@ def main() -> int:
     runtimes = installed_runtimes()
     if "openvino" not in runtimes:
         sys.exit("bench_runtimes: OpenVINO is not installed: pip install 'ascend-slim[openvino]'")
+    if args.slim_runs:
+        before = os.getloadavg()
+        results = compare_slim_runs(args.slim_runs, args.runs)
+        results["load_average"] = {"before": before, "after": os.getloadavg()}
+        ms = results["latency_ms"]
+        print(f"CPU: {describe_cpu()}; load average before {before}, after {results['load_average']['after']}")
+        for key, value in ms.items():
+            print(f"  {key}: {value:.1f} ms ({ms['original onnxruntime'] / value:.2f}x the original on onnxruntime)")
+        print(f"OpenVINO's choice on OpenVINO is {results['openvino_choice_vs_onnxruntime_choice']:.2f}x faster than "
+              "onnxruntime's choice on onnxruntime")
+        for rt, m in results["map"].items():
+            print(f"  {rt}: chose {m['chosen']}, test mAP@0.5 {m['original']:.4f} -> {m['final']:.4f} "
+                  f"({100 * (m['final'] - m['original']):+.2f} points)")
+        write_json(args.json, results)
+        return 0
     load = {"before": os.getloadavg()}
     results: dict = {"runtimes": runtimes, "latency_ms": {}, "map": {}, "settings": vars(args)}
     with tempfile.TemporaryDirectory(prefix="bench-runtimes-") as tmp:

@@ -8,6 +8,7 @@ symmetric per channel (NNCF's ``mixed`` preset). Needs the ``openvino`` extra (o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def quantize_openvino(float_model: str | Path, output: str | Path, images: Seque
     """Quantize the float model ``float_model`` (an ascend-slim IR ``.xml`` or ONNX export) with NNCF into the INT8
     IR ``output`` (written whole or not at all), calibrated on ``images`` (every one of them, letterboxed as
     ``eval`` does). ``exclude``, ``keep_head_float`` and ``keep_first_conv_float`` choose the float ops as
-    :func:`~.static.quantize_model` does; ``QuantizeReport.quantized_convs`` counts the convs NNCF quantized."""
+    :func:`~.static.quantize_model` does; ``QuantizeReport.quantized_convs`` counts the convs NNCF quantized.
+    ``progress`` False keeps NNCF's log to errors."""
     nncf = _import_nncf()
     model, meta = read_model(float_model)
     quantized = sorted({op.get_type_name() for op in model.get_ops() if op.get_type_name() in QUANTIZED_OV_OPS})
@@ -90,7 +92,8 @@ def quantize_openvino(float_model: str | Path, output: str | Path, images: Seque
     if not images:
         raise AscendSlimError("no calibration images given")
     float_ops = float_op_names(model, exclude, keep_head_float, keep_first_conv_float)
-    reader = LetterboxCalibrationReader(images, meta, model.inputs[0].get_any_name(), progress=progress)
+    reader = LetterboxCalibrationReader(images, meta, model.inputs[0].get_any_name(), progress=False)  # NNCF has a bar
+    nncf.set_log_level(logging.INFO if progress else logging.ERROR)
     dataset = nncf.Dataset(reader.batches, reader.tensor)
     try:
         result = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(reader),
