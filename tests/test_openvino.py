@@ -231,6 +231,6 @@ def test_slim_for_openvino_times_quantizes_and_writes_an_ir(voc_root: Path, yolo
     assert run.result("latency").runtime == "openvino"
     assert "Runtime: openvino" in (tmp_path / "run" / "report.md").read_text()
     with Detector(final) as detector:
-        assert detector.backend.name == "openvino" and detector.img_size == (128, 128)
+        assert detector.backend.name == "openvino" and detector.img_size == (run.chosen().img_size,) * 2
     with pytest.raises(AscendSlimError, match="unknown runtime"):
         replace(config, runtime="tvm", save_dir=str(tmp_path / "x")).validated()
