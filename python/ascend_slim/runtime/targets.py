@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import AscendSlimError
@@ -71,10 +72,15 @@ class OpenVinoRuntime(CpuRuntime):
 
     def quantize(self, float_onnx: str | Path, output: str | Path, images: Sequence[Path], draft: bool = False,
                  progress: bool = True):
+        import onnx
+
         from ..quant.openvino_int8 import quantize_openvino
+        from ..quant.static import float_node_names
 
         images = images[:DRAFT_CALIBRATION_IMAGES] if draft else images
-        return quantize_openvino(float_onnx, output, images, progress=progress and not draft)
+        report = quantize_openvino(float_onnx, output, images, progress=progress and not draft)
+        # the same layers by their ONNX names, which the Ascend route (AMCT's skip_layers) takes
+        return replace(report, float_nodes=float_node_names(onnx.load(str(float_onnx)), (), True, True))
 
     def deployable(self, float_onnx: str | Path, output: str | Path) -> Path:
         from .openvino_backend import convert_onnx
