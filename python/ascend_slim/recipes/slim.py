@@ -17,11 +17,13 @@ skipped. Later stages read earlier results by stage name (:meth:`SlimRun.result`
 5. ``finetune`` — optional (``finetune_epochs`` > 0), distilled from the original when ``distill``, BatchNorm
    statistics frozen with ``freeze_bn``.
 6. ``export`` — ``final.pt`` (saved for the chosen size, the plan in its history) and its static FP32 ONNX at the
-   chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``.
-7. ``quantize`` — when INT8 was chosen: ``final.onnx`` as onnxruntime static QDQ, calibrated as in the plan.
-8. ``evaluate`` — mAP of ``original.onnx`` and ``final.onnx`` (each at its own size) on the evaluation split
-   (``train.val_split``), reference protocol: ``eval.json``.
-9. ``latency`` — onnxruntime latency of both, side by side (round-robin medians), 1 thread and all cores.
+   chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``;
+   for ``runtime`` openvino an FP32 choice is converted to ``final.xml``.
+7. ``quantize`` — when INT8 was chosen: ``final.onnx`` (onnxruntime static QDQ) or ``final.xml`` (OpenVINO, NNCF),
+   the ``runtime``'s quantizer calibrated as in the plan.
+8. ``evaluate`` — mAP of the original and the final model (each at its own size, on ``runtime``) on the evaluation
+   split (``train.val_split``), reference protocol: ``eval.json``.
+9. ``latency`` — latency of both on ``runtime``, side by side (round-robin medians), 1 thread and all cores.
 10. ``deploy`` — the Ascend 310 bundle of ``final.pt`` at the chosen size, with the AMCT config when INT8 (only
     with ``deploy``).
 11. ``report`` — ``report.md``, ``report.json``, ``report.png``.
