@@ -234,3 +234,19 @@ def test_slim_for_openvino_times_quantizes_and_writes_an_ir(voc_root: Path, yolo
         assert detector.backend.name == "openvino" and detector.img_size == (run.chosen().img_size,) * 2
     with pytest.raises(AscendSlimError, match="unknown runtime"):
         replace(config, runtime="tvm", save_dir=str(tmp_path / "x")).validated()
+
+
+def test_format_and_suffix_mismatches_fail_before_any_work(exported: dict[str, Path], yolov5n_pt: Path,
+                                                          voc_root: Path, tmp_path: Path) -> None:
+    runs = {"the openvino quantizer writes a .xml file": ("quantize", "--onnx", exported["onnx"], "--runtime",
+                                                          "openvino", "--calib-data", voc_root, "-o",
+                                                          tmp_path / "q.onnx"),
+            "--amct-config belongs to the onnxruntime route": ("quantize", "--onnx", exported["onnx"], "--runtime",
+                                                               "openvino", "--calib-data", voc_root,
+                                                               "--amct-config", tmp_path / "a.cfg"),
+            "the openvino format is written as a .xml file": ("export", "--weights", yolov5n_pt, "--format",
+                                                              "openvino", "-o", tmp_path / "m.onnx")}
+    for message, args in runs.items():
+        out = cli(*args)
+        assert out.returncode == 1 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert list(tmp_path.iterdir()) == []
