@@ -42,17 +42,20 @@ def exported(yolov5n_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return {"onnx": folder / "n.onnx", "xml": folder / "n.xml"}
 
 
-@pytest.fixture(scope="module")
-def test_subset(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A VOCdevkit whose split ``test`` is the first :data:`TEST_IMAGES` ids of the shared test split."""
-    folder = tmp_path_factory.mktemp("voctest")
+def voc_test_subset(folder: Path, voc_root: Path, count: int) -> Path:
+    """A VOCdevkit in ``folder`` whose split ``test`` is the first ``count`` ids of the shared test split."""
     year = folder / "VOC2007"
     (year / "ImageSets" / "Main").mkdir(parents=True)
     for name in ("Annotations", "JPEGImages"):
         (year / name).symlink_to(voc_root / "VOC2007" / name, target_is_directory=True)
-    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()[:TEST_IMAGES]
+    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()[:count]
     (year / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
     return folder
+
+
+@pytest.fixture(scope="module")
+def test_subset(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return voc_test_subset(tmp_path_factory.mktemp("voctest"), voc_root, TEST_IMAGES)
 
 
 @pytest.fixture(scope="module")
@@ -195,17 +198,19 @@ def test_latency_side_by_side_on_openvino(exported: dict[str, Path]) -> None:
         measure_latency([exported["onnx"]], runtime="tensorrt")
 
 
-def test_report_compares_one_model_across_runtimes(exported: dict[str, Path], test_subset: Path,
-                                                   tmp_path: Path, fp32_maps: dict[str, dict[str, float]]) -> None:
-    out = cli("report", "--weights", exported["onnx"], "--runtimes", "--runs", 2, "--data", test_subset,
+def test_report_compares_one_model_across_runtimes(exported: dict[str, Path], voc_root: Path, tmp_path: Path) -> None:
+    data = voc_test_subset(tmp_path / "voc", voc_root, 20)
+    out = cli("report", "--weights", exported["onnx"], "--runtimes", "--runs", 2, "--data", data,
               "--json", tmp_path / "r.json")
     assert out.returncode == 0, out.stderr
     assert "onnxruntime" in out.stdout and "openvino" in out.stdout, out.stdout
     result = json.loads((tmp_path / "r.json").read_text())
     assert [r["runtime"] for r in result["runtimes"]] == ["onnxruntime", "openvino"]
     for row in result["runtimes"]:
-        assert set(row["latency_ms"]) == {"1 thread", "all cores"}
-        assert row["map"]["ap50_voc07"] == pytest.approx(fp32_maps[row["runtime"]]["ap50_voc07"], abs=0.002)
+        assert set(row["latency_ms"]) == {"1 thread", "all cores"} and row["latency_ms"]["1 thread"] > 0
+        assert row["map"]["ap50_voc07"] > 0.4
+    ort_map, ov_map = (row["map"]["ap50_voc07"] for row in result["runtimes"])
+    assert abs(ov_map - ort_map) <= 0.003
     assert "flags" in result["machine"]
 
 
