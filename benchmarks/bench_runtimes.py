@@ -27,10 +27,10 @@ def build_models(folder: Path, int8_size: int, calib_images: int, nncf_defaults:
     """name -> {"files": {runtime: path}, "size": px}: the benchmark's models, written into ``folder``."""
     from ascend_slim.export import export_onnx
     from ascend_slim.model.remap import load_for_classes
+    from ascend_slim.openvino_ir import convert_onnx
     from ascend_slim.quant.calibration import voc_images
     from ascend_slim.quant.openvino_int8 import quantize_openvino
     from ascend_slim.quant.static import quantize_model
-    from ascend_slim.runtime.openvino_backend import convert_onnx
 
     model, _ = load_for_classes(DATA / "weights" / "yolov5n.pt", "voc")
     images = voc_images(DATA / "VOCdevkit", calib_images)
@@ -114,7 +114,7 @@ def main() -> int:
     from ascend_slim.detector import Detector
     from ascend_slim.report.latency import measure_latency
     from ascend_slim.report.machine import describe_cpu
-    from ascend_slim.runtime.targets import installed_runtimes
+    from ascend_slim.runtime.factory import installed_runtimes
 
     runtimes = installed_runtimes()
     if "openvino" not in runtimes:

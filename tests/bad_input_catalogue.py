@@ -128,7 +128,7 @@ def tampered_onnx(key: str, value: str) -> Callable[[Env], dict[str, object]]:
 
 def ir_without_bin(env: Env) -> dict[str, object]:
     """The exported model as an OpenVINO IR whose .bin was lost (needs the openvino extra)."""
-    from ascend_slim.runtime.openvino_backend import convert_onnx
+    from ascend_slim.openvino_ir import convert_onnx
 
     xml = convert_onnx(env.onnx, env.tmp / "ir.xml")
     xml.with_suffix(".bin").unlink()

@@ -19,8 +19,9 @@ from ascend_slim.detector import Detector
 from ascend_slim.errors import AscendSlimError
 from ascend_slim.evaluation import evaluate_file, evaluation_set
 from ascend_slim.evaluation.protocol import HEADLINE_METRICS
+from ascend_slim.openvino_ir import read_model
 from ascend_slim.quant.calibration import voc_images
-from ascend_slim.runtime.openvino_backend import OpenVinoBackend, compile_config, read_model
+from ascend_slim.runtime.openvino_backend import OpenVinoBackend, compile_config
 
 openvino = pytest.importorskip("openvino", reason="the openvino extra (run.sh setup installs it)")
 

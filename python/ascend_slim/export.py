@@ -116,7 +116,7 @@ def export_openvino(model: YOLOv5, path: str | Path, img_size: int | tuple[int, 
     """Export ``model`` as an OpenVINO IR ``path`` (``.xml`` + ``.bin``, FP32): the ONNX export of
     :func:`export_onnx` (same arguments) converted by OpenVINO, carrying the same model facts. Needs the
     ``openvino`` extra."""
-    from .runtime.openvino_backend import IR_SUFFIX, convert_onnx, import_openvino
+    from .openvino_ir import IR_SUFFIX, convert_onnx, import_openvino
 
     import_openvino()
     if Path(path).suffix.lower() != IR_SUFFIX:

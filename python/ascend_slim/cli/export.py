@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise AscendSlimError(f"-o {out}: the {args.format} format is written as a {SUFFIXES[args.format]} file")
     check_outputs([("--weights", weights)], files=[("-o", out)])
     if args.format == "openvino":
-        from ..runtime.openvino_backend import import_openvino
+        from ..openvino_ir import import_openvino
 
         import_openvino()  # before the model is loaded: a missing extra fails at once
     model, _ = load_for_classes(weights, args.classes)

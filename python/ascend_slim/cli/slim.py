@@ -60,7 +60,7 @@ def _budget(text: str) -> float | None:
 def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     """The flags; their defaults are ``SlimConfig(**overrides)``'s (the CLI and the library run one recipe)."""
     from ..recipes.slim_config import IMPORTANCE_CRITERIA, LATENCY_MODELS, SlimConfig
-    from ..runtime.targets import RUNTIMES
+    from ..runtime.factory import RUNTIMES
 
     d = SlimConfig(**overrides)
     t = d.train

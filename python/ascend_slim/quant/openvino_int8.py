@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AscendSlimError
-from ..runtime.openvino_backend import EXTRA_HINT, read_model, save_ir
+from ..openvino_ir import EXTRA_HINT, read_model, save_ir
 from .calibration import LetterboxCalibrationReader
 from .static import QuantizeReport
 

@@ -419,8 +419,8 @@ def finetune_stage(run: SlimRun) -> TrainResult:
 
 
 def export_stage(run: SlimRun) -> ExportResult:
+    from ..cpu_runtimes import cpu_runtime
     from ..export import export_onnx
-    from ..runtime.targets import cpu_runtime
 
     c, chosen = run.config, run.chosen()
     checkpoint = run.model_checkpoint()
@@ -445,7 +445,7 @@ def _int8(run: SlimRun) -> bool:
 
 
 def quantize_stage(run: SlimRun) -> QuantizeResult:
-    from ..runtime.targets import cpu_runtime
+    from ..cpu_runtimes import cpu_runtime
 
     runtime, images = cpu_runtime(run.config.runtime), run.candidate_models().calib_images
     report = runtime.quantize(run.result("export").final_onnx, run.path("final" + runtime.suffix), images)

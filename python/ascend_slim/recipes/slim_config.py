@@ -72,7 +72,7 @@ class SlimConfig:
     deploy: str = ""
     soc: str = "Ascend310"
     latency_runs: int = 30
-    runtime: str = "onnxruntime"  # the CPU runtime the plan times and quantizes for (runtime.targets.RUNTIMES)
+    runtime: str = "onnxruntime"  # the CPU runtime the plan times and quantizes for (runtime.factory.RUNTIMES)
 
     @property
     def trains(self) -> bool:
@@ -96,7 +96,7 @@ class SlimConfig:
         if self.target_latency is not None and not 0.0 < self.target_latency <= 1.0:
             raise AscendSlimError(f"target latency ratio must lie in (0, 1], got {self.target_latency}")
         self.space  # noqa: B018 (validates sizes, cuts and precisions)
-        from ..runtime.targets import cpu_runtime
+        from ..cpu_runtimes import cpu_runtime
 
         cpu_runtime(self.runtime)  # known and installed
         if self.latency_model not in LATENCY_MODELS:

@@ -8,7 +8,7 @@
   (:func:`~ascend_slim.prune.reconstruct.reconstruct`, unlabelled images letterboxed at the candidate's size);
   its *shape* (enough to time it) is the pruned model before reconstruction;
 - every candidate runs as a static raw-head ONNX export at its size, INT8 ones as the INT8 model of the target
-  runtime's own quantizer (:class:`~ascend_slim.runtime.targets.CpuRuntime`: onnxruntime static QDQ, or an NNCF
+  runtime's own quantizer (:class:`~ascend_slim.cpu_runtimes.CpuRuntime`: onnxruntime static QDQ, or an NNCF
   OpenVINO IR), calibrated on unlabelled images.
 
 :class:`PlanMeasurer` gives the search its two functions: ``score`` (the candidate's per-image match records on
@@ -47,7 +47,7 @@ class CandidateModels:
     def __init__(self, original: YOLOv5, folder: str | Path, *, importance: str = "output", round_to: int = 16,
                  importance_size: int = 640, recon_images: Sequence[Path] = (), recon_samples: int = 1024,
                  calib_images: Sequence[Path] = (), progress: bool = True, runtime: str = "onnxruntime") -> None:
-        from ..runtime.targets import cpu_runtime
+        from ..cpu_runtimes import cpu_runtime
 
         self.runtime = cpu_runtime(runtime)
         self.original = original.eval()
@@ -154,7 +154,7 @@ class CandidateModels:
     def shape_onnx(self, candidate: Candidate) -> Path:
         """A file as fast as ``candidate``'s, made without its costly parts: a cut's widths before importance and
         reconstruction, INT8
-        calibrated on :data:`~ascend_slim.runtime.targets.DRAFT_CALIBRATION_IMAGES` images (the graph, hence the
+        calibrated on :data:`~ascend_slim.cpu_runtimes.DRAFT_CALIBRATION_IMAGES` images (the graph, hence the
         speed, is the same). The candidate's own file when it exists."""
         from ..export import export_onnx
 

@@ -284,7 +284,7 @@ def compare_runtimes(weights: str | Path, *, img_size: int = 640, data: str | Pa
     """Time ``weights`` (a ``.pt``, exported here to a static ONNX at ``img_size``, or an ``.onnx``: a static one at
     its own size) on each of ``runtimes`` (default: every one installed), all in one round-robin run, on one
     thread and on all cores; score it on each when ``data`` is given (as :func:`compare_models`)."""
-    from ..runtime.targets import installed_runtimes
+    from ..runtime.factory import installed_runtimes
 
     path = Path(weights)
     if not path.is_file():

@@ -70,7 +70,8 @@ def _onnxruntime_call(model: str | Path, threads: int, img_size: tuple[int, int]
 
 def _openvino_call(model: str | Path, threads: int, img_size: tuple[int, int] | None,
                    seed: int) -> Callable[[], object]:
-    from ..runtime.openvino_backend import compile_model, read_model
+    from ..openvino_ir import read_model
+    from ..runtime.openvino_backend import compile_model
 
     ov_model = read_model(model)[0]
     inp = ov_model.inputs[0]

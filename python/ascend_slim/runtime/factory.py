@@ -12,6 +12,7 @@ from .base import Backend
 ASCEND_BACKENDS = ("acl", "mindx")
 BACKENDS = ("auto", "onnxruntime", "openvino", "torch", *ASCEND_BACKENDS)
 SDK_MODULES = {"acl": "acl", "mindx": "StreamManagerApi"}  # the Python module that tells an SDK is installed
+RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes a model can be slimmed for (ascend_slim.cpu_runtimes)
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -108,3 +109,8 @@ def open_ascend_backend(weights: str | Path, kind: str = "auto", device_id: int 
     from .mindx_backend import MindXBackend
 
     return MindXBackend(weights, device_id=device_id)
+
+
+def installed_runtimes() -> list[str]:
+    """The names of the CPU :data:`RUNTIMES` installed here, onnxruntime first."""
+    return [name for name in RUNTIMES if importlib.util.find_spec(name) is not None]

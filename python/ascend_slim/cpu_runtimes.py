@@ -3,7 +3,7 @@
 A :class:`CpuRuntime` times models side by side on itself, quantizes a float ONNX export to INT8 with its own
 quantizer (INT8 formats are runtime-specific: onnxruntime's QDQ runs slowly on OpenVINO and NNCF's IR does not run
 on onnxruntime) and writes the final model in its own format. The slim recipe and ``report`` use it; the backend
-that runs a file is still chosen by its suffix (:func:`~.factory.open_backend`).
+that runs a file is still chosen by its suffix (:func:`~ascend_slim.runtime.factory.open_backend`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import AscendSlimError
-from .openvino_backend import EXTRA_HINT
+from .errors import AscendSlimError
+from .openvino_ir import EXTRA_HINT
+from .runtime.factory import RUNTIMES
 
-RUNTIMES = ("onnxruntime", "openvino")
 DEFAULT_RUNTIME = "onnxruntime"
 DRAFT_CALIBRATION_IMAGES = 2  # an INT8 graph that is only timed (its speed does not depend on the ranges)
 
@@ -41,7 +41,7 @@ class CpuRuntime:
     def measure_latency(self, models: Sequence[str | Path], threads: int = 1, runs: int = 20, warmup: int = 3,
                         img_size: int | None = None) -> list:
         """:func:`~ascend_slim.report.latency.measure_latency` on this runtime."""
-        from ..report.latency import measure_latency
+        from .report.latency import measure_latency
 
         return measure_latency(models, threads=threads, runs=runs, warmup=warmup, img_size=img_size,
                                runtime=self.name)
@@ -50,7 +50,7 @@ class CpuRuntime:
                  progress: bool = True):
         """INT8 of ``float_onnx`` at ``output`` calibrated on ``images``, stem and Detect convs float; ``draft``: a
         graph to time only, calibrated on :data:`DRAFT_CALIBRATION_IMAGES` images. Returns a QuantizeReport."""
-        from ..quant.static import quantize_model
+        from .quant.static import quantize_model
 
         if draft:
             return quantize_model(float_onnx, output, images[:DRAFT_CALIBRATION_IMAGES], method="minmax",
@@ -74,8 +74,8 @@ class OpenVinoRuntime(CpuRuntime):
                  progress: bool = True):
         import onnx
 
-        from ..quant.openvino_int8 import quantize_openvino
-        from ..quant.static import float_node_names
+        from .quant.openvino_int8 import quantize_openvino
+        from .quant.static import float_node_names
 
         images = images[:DRAFT_CALIBRATION_IMAGES] if draft else images
         report = quantize_openvino(float_onnx, output, images, progress=progress and not draft)
@@ -83,7 +83,7 @@ class OpenVinoRuntime(CpuRuntime):
         return replace(report, float_nodes=float_node_names(onnx.load(str(float_onnx)), (), True, True))
 
     def deployable(self, float_onnx: str | Path, output: str | Path) -> Path:
-        from .openvino_backend import convert_onnx
+        from .openvino_ir import convert_onnx
 
         return convert_onnx(float_onnx, output)
 
@@ -97,7 +97,3 @@ def cpu_runtime(name: str = DEFAULT_RUNTIME) -> CpuRuntime:
     runtime.check_installed()
     return runtime
 
-
-def installed_runtimes() -> list[str]:
-    """The names of the :data:`RUNTIMES` installed here, onnxruntime first."""
-    return [name for name in RUNTIMES if importlib.util.find_spec(name) is not None]
