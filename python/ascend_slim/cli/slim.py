@@ -238,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m, lat = report.map["ap50_voc07"], report.latency
     print(f"mAP@0.5 (VOC07) on {run_.config.train.val_split} {m['original']:.4f} -> {m['final']:.4f} "
-          f"({m['change_points']:+.2f} points); onnxruntime {lat['1 thread']['speedup']:.2f}x faster on 1 thread, "
-          f"{lat['all cores']['speedup']:.2f}x on all cores")
-    print(f"done: {run_.path('final.pt')}, {run_.path('final.onnx')}, report {report.report}")
+          f"({m['change_points']:+.2f} points); {run_.config.runtime} {lat['1 thread']['speedup']:.2f}x faster on 1 "
+          f"thread, {lat['all cores']['speedup']:.2f}x on all cores")
+    final = (run_.result("quantize") or run_.result("export")).final_onnx  # .onnx, or .xml for OpenVINO
+    print(f"done: {run_.path('final.pt')}, {final}, report {report.report}")
     return 0
