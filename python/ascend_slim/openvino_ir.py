@@ -104,8 +104,8 @@ def set_ir_meta(model: Any, meta: ModelMeta) -> None:
 def save_ir(model: Any, meta: ModelMeta, path: str | Path) -> Path:
     """Write ``model`` with the facts ``meta`` as the IR ``path`` (``.xml``) and its ``.bin``, weights in FP32.
 
-    Both files are built in a temporary folder beside ``path`` and renamed into place, the ``.bin`` first, so a
-    failure leaves no IR behind (an earlier IR of the same name stays whole until it is replaced).
+    Both files are built in a temporary folder beside ``path`` and renamed into place, the ``.bin`` first: a failure
+    while writing leaves no IR behind (and an earlier IR of that name untouched).
     """
     ov = import_openvino()
     path = Path(path)
