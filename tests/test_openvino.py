@@ -23,8 +23,6 @@ from ascend_slim.openvino_ir import read_model
 from ascend_slim.quant.calibration import voc_images
 from ascend_slim.runtime.openvino_backend import OpenVinoBackend, compile_config
 
-openvino = pytest.importorskip("openvino", reason="the openvino extra (run.sh setup installs it)")
-
 SIZE = 320  # a small static size keeps the test split cheap to score twice
 TEST_IMAGES = 100  # the first 100 images of the shared VOC07 test split
 
