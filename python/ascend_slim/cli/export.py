@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
     out = Path(args.output or weights.with_suffix(SUFFIXES[args.format]).name)
-    if out.suffix.lower() != SUFFIXES[args.format]:
-        raise AscendSlimError(f"-o {out}: the {args.format} format is written as a {SUFFIXES[args.format]} file")
-    check_outputs([("--weights", weights)], files=[("-o", out)])
+    check_outputs([("--weights", weights)], files=[("-o", out), ("-o (its .bin)", out.with_suffix(".bin")
+                                                                   if args.format == "openvino" else None)])
+    if args.format == "openvino" and out.suffix.lower() != ".xml":
+        raise AscendSlimError(f"-o {out}: the openvino format is written as a .xml file (its .bin beside it)")
     if args.format == "openvino":
         from ..openvino_ir import import_openvino
 
