@@ -125,15 +125,17 @@ def test_nncf_int8_keeps_the_stem_and_detect_float_and_scores(exported: dict[str
 def test_threads_and_workers_map_onto_openvino_streams(exported: dict[str, Path]) -> None:
     assert compile_config(1, None) == {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                                        "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
-    one = OpenVinoBackend(exported["xml"], num_threads=1)
-    assert str(one.compiled.get_property("PERFORMANCE_HINT")) == "LATENCY"
-    assert one.compiled.get_property("NUM_STREAMS") == 1 and one.compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    assert str(one.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
-    two = OpenVinoBackend(exported["xml"], num_threads=1, streams=2)
-    assert str(two.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
-    assert two.compiled.get_property("NUM_STREAMS") == 2 and two.compiled.get_property("INFERENCE_NUM_THREADS") == 2
-    with pytest.raises(AscendSlimError, match="does not match the model input"):
-        one.run(np.zeros((1, 3, SIZE + 32, SIZE), np.float32))
+    with OpenVinoBackend(exported["xml"], num_threads=1) as one:
+        assert str(one.compiled.get_property("PERFORMANCE_HINT")) == "LATENCY"
+        assert one.compiled.get_property("NUM_STREAMS") == 1
+        assert one.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert str(one.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+        with pytest.raises(AscendSlimError, match="does not match the model input"):
+            one.run(np.zeros((1, 3, SIZE + 32, SIZE), np.float32))
+    with OpenVinoBackend(exported["xml"], num_threads=1, streams=2) as two:
+        assert str(two.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
+        assert two.compiled.get_property("NUM_STREAMS") == 2
+        assert two.compiled.get_property("INFERENCE_NUM_THREADS") == 2
 
 
 def test_bad_ir_files_fail_in_one_line(exported: dict[str, Path], images_dir: Path, tmp_path: Path) -> None:

@@ -80,5 +80,6 @@ class OpenVinoBackend(Backend):
         return [np.array(request.get_output_tensor(i).data) for i in range(len(self.compiled.outputs))]
 
     def close(self) -> None:
+        """Drop every thread's infer request, then the compiled model (requests must not outlive it)."""
         self._local = threading.local()
         self.compiled = None
