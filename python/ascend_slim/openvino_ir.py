@@ -7,6 +7,7 @@ imported only when a model is read or written (the ``openvino`` extra, :func:`im
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +29,13 @@ def import_openvino() -> Any:
     except ImportError:
         raise AscendSlimError(f"the OpenVINO runtime is not installed: {EXTRA_HINT}") from None
     return openvino
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core`` (OpenVINO's advice: every model read and compiled through it lives as
+    long as the process, so no compiled model outlives the core that loaded its plugin)."""
+    return import_openvino().Core()
 
 
 def first_line(exc: BaseException) -> str:
@@ -62,7 +70,7 @@ def _check_ir_files(xml: Path) -> None:
 def read_model(path: str | Path) -> tuple[Any, ModelMeta]:
     """Read an IR ``.xml`` (checked first, see :func:`_check_ir_files`) or an ascend-slim ``.onnx`` into an
     ``openvino.Model`` and its model facts."""
-    ov = import_openvino()
+    import_openvino()  # a missing extra is the first thing said
     path = Path(path)
     onnx_input = path.suffix.lower() == ".onnx"
     if onnx_input:
@@ -73,7 +81,7 @@ def read_model(path: str | Path) -> tuple[Any, ModelMeta]:
     else:
         raise AscendSlimError(f"OpenVINO runs an IR .xml or an .onnx, not {path.name}")
     try:
-        model = ov.Core().read_model(str(path))
+        model = openvino_core().read_model(str(path))
     except RuntimeError as exc:
         raise AscendSlimError(f"OpenVINO cannot read {path}: {first_line(exc)}") from None
     if onnx_input:

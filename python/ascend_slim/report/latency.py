@@ -78,8 +78,13 @@ def _openvino_call(model: str | Path, threads: int, img_size: tuple[int, int] | 
     dims = _input_dims(inp.get_any_name(), [d.get_length() if d.is_static else None
                                             for d in inp.get_partial_shape()], img_size)
     ov_model.reshape({0: dims})
-    request = compile_model(ov_model, threads or None, source=str(model)).create_infer_request()
-    return partial(request.infer, {0: _random_input(dims, np.float32, seed)})
+    compiled = compile_model(ov_model, threads or None, source=str(model))
+    request, feed = compiled.create_infer_request(), {0: _random_input(dims, np.float32, seed)}
+
+    def infer() -> object:
+        return compiled and request.infer(feed)  # holds the compiled model as long as its request
+
+    return infer
 
 
 RUNTIME_CALLS = {"onnxruntime": _onnxruntime_call, "openvino": _openvino_call}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AscendSlimError
-from ..openvino_ir import first_line, import_openvino, read_model
+from ..openvino_ir import first_line, openvino_core, read_model
 from .base import Backend
 
 
@@ -34,9 +34,8 @@ def compile_config(threads: int | None = None, streams: int | None = None) -> di
 
 def compile_model(model: Any, threads: int | None = None, streams: int | None = None, source: str = "model") -> Any:
     """``model`` compiled for the CPU with :func:`compile_config`; a failure is one line naming ``source``."""
-    ov = import_openvino()
     try:
-        return ov.Core().compile_model(model, "CPU", compile_config(threads, streams))
+        return openvino_core().compile_model(model, "CPU", compile_config(threads, streams))
     except RuntimeError as exc:
         raise AscendSlimError(f"OpenVINO cannot compile {source}: {first_line(exc)}") from None
 
