@@ -31,7 +31,7 @@ setup() {
   if [ "$(cat "$VENV/.ascend-slim-stamp" 2>/dev/null)" != "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q torch==2.13.0            # CPU build; plain `torch` pulls CUDA
-    "$VENV/bin/python" -m pip install -q "$ROOT[torch,test]"
+    "$VENV/bin/python" -m pip install -q "$ROOT[torch,test,openvino]"   # openvino: the OpenVINO backend + NNCF
     echo "$stamp" > "$VENV/.ascend-slim-stamp"
   fi
 }

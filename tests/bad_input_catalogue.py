@@ -142,6 +142,15 @@ def tampered_onnx(key: str, value: str) -> Callable[[Env], dict[str, object]]:
     return make
 
 
+def ir_without_bin(env: Env) -> dict[str, object]:
+    """The exported model as an OpenVINO IR whose .bin was lost (needs the openvino extra)."""
+    from ascend_slim.openvino_ir import convert_onnx
+
+    xml = convert_onnx(env.onnx, env.tmp / "ir.xml")
+    xml.with_suffix(".bin").unlink()
+    return {"model": xml}
+
+
 def classifier_onnx(env: Env) -> dict[str, object]:
     """A valid ONNX image classifier (no detection heads, no model facts)."""
     import onnx
@@ -724,6 +733,11 @@ CASES: list[Case] = [
          DETECT_WITH, tampered_onnx("batch", "-2"), message=r"unusable model facts: batch must be a positive"),
     Case("meta-head", "Models", "an export whose metadata claims a decoded head", "exit 1: outputs do not match",
          DETECT_WITH, tampered_onnx("head", '"decoded"'), message=r"do not match its model facts .*expected one"),
+    Case("ir-missing-bin", "Models", "an OpenVINO IR .xml without its .bin", "exit 1: names the missing .bin",
+         DETECT_WITH, ir_without_bin, message=r"the weights file .*ir\.bin of ir\.xml is missing"),
+    Case("ir-garbage", "Models", "a broken .xml given as an OpenVINO IR", "exit 1: not a readable OpenVINO IR",
+         DETECT_WITH, lambda env: {"model": write(env.tmp / "g.xml", b"<net name='x'")},
+         message=r"g\.xml is not a readable OpenVINO IR"),
     Case("state-dict-pt", "Models", "a plain state_dict saved as .pt",
          "exit 1: neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint", DETECT_WITH, state_dict_pt,
          message=r"sd\.pt is neither an Ultralytics YOLOv5 nor an ascend-slim checkpoint"),

@@ -97,7 +97,8 @@ class Detector:
     ['bus', 'person', 'person', 'person', 'person']
 
     ``weights``: ``.pt`` (official Ultralytics or ascend-slim; exported to a cached ONNX), ``.onnx``
-    (ascend-slim export) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or the official yolov5s.
+    (ascend-slim export), ``.xml`` (OpenVINO IR) or ``.om`` (Ascend); ``None`` uses ``$ASCEND_SLIM_WEIGHTS`` or
+    the official yolov5s.
     ``backend`` names the backend (``auto`` picks by file type) or is an open :class:`Backend` (then
     ``weights`` is only a label), e.g. ``TorchBackend.from_model(model)`` to run an in-memory model.
     ``img_size`` defaults to the model's own size (for a checkpoint, the size it was saved for; 640 for official
@@ -108,13 +109,16 @@ class Detector:
     ``"yolov5"`` or ``"mindx"`` (see ``core``). ``device``: ``cpu``, ``cuda[:N]`` (onnxruntime) or ``npu[:N]``
     (Ascend); ``providers`` gives onnxruntime an explicit provider list instead. ``num_threads``: onnxruntime
     threads per inference (default: all cores; 1 is best for ``stream`` throughput, one worker per core).
+    ``streams``: inferences the backend prepares to run at once (OpenVINO: 1 or None is the latency hint, more the
+    throughput hint with that many streams; set it to ``stream``'s ``workers``); other backends ignore it.
     """
 
     def __init__(self, weights: str | Path | None = None, backend: str | Backend = "auto",
                  img_size: int | None = None, conf_thres: float = 0.25, iou_thres: float = 0.45,
                  max_det: int = 1000, classes: Sequence[int | str] | None = None, multi_label: bool = False,
                  mode: str = "yolov5", rect: bool | None = None, device: str = "cpu",
-                 providers: Sequence[str] | None = None, num_threads: int | None = None) -> None:
+                 providers: Sequence[str] | None = None, num_threads: int | None = None,
+                 streams: int | None = None) -> None:
         if not 0.0 <= conf_thres <= 1.0 or not 0.0 <= iou_thres <= 1.0:
             raise AscendSlimError(f"thresholds must lie in [0, 1], got conf {conf_thres}, iou {iou_thres}")
         if max_det < 1:
@@ -128,7 +132,7 @@ class Detector:
         else:
             self.weights = resolve_weights(weights)
             self.backend = open_backend(self.weights, backend, img_size=img_size, device=device,
-                                        providers=providers, num_threads=num_threads)
+                                        providers=providers, num_threads=num_threads, streams=streams)
         self.meta = self.backend.meta
         stride = int(max(self.meta.strides))
         if self.meta.dynamic:

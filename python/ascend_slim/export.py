@@ -1,9 +1,11 @@
-"""ONNX export for Ascend ATC (opset 11) and onnxruntime: static shapes, BN fused, model facts in metadata."""
+"""ONNX export for Ascend ATC (opset 11) and onnxruntime: static shapes, BN fused, model facts in metadata; and the
+OpenVINO IR made from that export (same facts, in its ``rt_info``)."""
 
 from __future__ import annotations
 
 import copy
 import io
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -104,3 +106,22 @@ def export_onnx(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int]
     with atomic_output(path) as tmp:
         onnx.save(proto, str(tmp))
     return path
+
+
+EXPORT_FORMATS = ("onnx", "openvino")
+
+
+def export_openvino(model: YOLOv5, path: str | Path, img_size: int | tuple[int, int] = 640, batch: int = 1,
+                    head: str = "raw", dynamic: bool = False, opset: int = 11) -> Path:
+    """Export ``model`` as an OpenVINO IR ``path`` (``.xml`` + ``.bin``, FP32): the ONNX export of
+    :func:`export_onnx` (same arguments) converted by OpenVINO, carrying the same model facts. Needs the
+    ``openvino`` extra."""
+    from .openvino_ir import IR_SUFFIX, convert_onnx, import_openvino
+
+    import_openvino()
+    if Path(path).suffix.lower() != IR_SUFFIX:
+        raise AscendSlimError(f"an OpenVINO IR is written as a .xml file (its weights beside it as .bin), not {path}")
+    with tempfile.TemporaryDirectory(prefix="ascend-slim-ir-") as tmp:
+        onnx_path = export_onnx(model, Path(tmp) / "model.onnx", img_size=img_size, batch=batch, opset=opset,
+                                head=head, dynamic=dynamic)
+        return convert_onnx(onnx_path, path)

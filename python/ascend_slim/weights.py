@@ -16,7 +16,7 @@ from .meta import as_hw
 DEFAULT_WEIGHTS_URL = "https://github.com/ultralytics/yolov5/releases/download/v7.0/yolov5s.pt"
 WEIGHTS_ENV = "ASCEND_SLIM_WEIGHTS"
 CACHE_ENV = "ASCEND_SLIM_CACHE"
-MODEL_SUFFIXES = (".pt", ".onnx", ".om")
+MODEL_SUFFIXES = (".pt", ".onnx", ".xml", ".om")
 MAX_CACHED_EXPORTS = 8  # ONNX exports of .pt files kept in the cache; the least recently used go first
 
 
@@ -32,7 +32,7 @@ def resolve_weights(weights: str | Path | None) -> Path:
         return download_default_weights()
     path = Path(chosen)
     if not path.is_file():
-        raise AscendSlimError(f"weights not found: {path} (pass a .pt, .onnx or .om file with --weights)")
+        raise AscendSlimError(f"weights not found: {path} (pass a .pt, .onnx, .xml or .om file with --weights)")
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise AscendSlimError(f"unsupported weights file {path}: expected one of {', '.join(MODEL_SUFFIXES)}")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from ..limits import BATCH_SIZE, IMAGE_SIZE, ONNX_OPSET
@@ -75,17 +76,19 @@ def add_model_args(p: argparse.ArgumentParser, conf: float, iou: float, max_det:
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] (onnxruntime) or npu[:N] (Ascend .om)")
     p.add_argument("--threads", type=thread_count, default=threads,
-                   help=f"onnxruntime threads per inference, 0-256, 0 = all cores (default {threads})")
+                   help=f"threads per inference (onnxruntime, OpenVINO), 0-256, 0 = all cores (default {threads})")
     p.add_argument("--workers", type=worker_count, default=None,
-                   help="images in flight (default: one per core with onnxruntime, else 2)")
+                   help="images in flight (default: one per core with onnxruntime and OpenVINO, else 2; OpenVINO "
+                   "runs one stream per worker)")
 
 
 def detector_from_args(args: argparse.Namespace, **overrides: object):
-    """The Detector that :func:`add_model_args` flags describe; ``overrides`` replace or add keyword arguments."""
+    """The Detector that :func:`add_model_args` flags describe, set up for ``stream`` with ``--workers`` images in
+    flight; ``overrides`` replace or add keyword arguments (``streams=1`` for one image at a time)."""
     from ..detector import Detector
 
     options = dict(weights=args.weights, backend=args.backend, img_size=args.img, conf_thres=args.conf_thres,
                    iou_thres=args.iou_thres, max_det=args.max_det, device=args.device,
-                   num_threads=args.threads or None)
+                   num_threads=args.threads or None, streams=args.workers or os.cpu_count())
     options.update(overrides)
     return Detector(**options)

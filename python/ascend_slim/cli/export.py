@@ -1,4 +1,5 @@
-"""``ascend-slim export``: a ``.pt`` checkpoint to ONNX (opset 11; static for ATC, or dynamic for onnxruntime)."""
+"""``ascend-slim export``: a ``.pt`` checkpoint to ONNX (opset 11; static for ATC, or dynamic for onnxruntime) or to
+an OpenVINO IR (``--format openvino``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from .args import batch_size, image_size, input_size, onnx_opset
 
 NAME = "export"
-HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes)"
+HELP = "export a .pt checkpoint to ONNX (opset 11, static shapes) or an OpenVINO IR"
 DEFAULT_IMG = 640  # for checkpoints that record no size (Ultralytics)
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,12 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(a COCO model becomes an exact 20-class VOC model)")
     p.add_argument("--dynamic", action="store_true",
                    help="variable height/width for onnxruntime (rectangular letterbox); Ascend needs static")
-    p.add_argument("-o", "--output", help="output .onnx path (default: <weights name>.onnx)")
+    p.add_argument("--format", choices=tuple(SUFFIXES), default="onnx",
+                   help="onnx (default; ATC, onnxruntime) or openvino: an IR .xml + .bin (needs the openvino extra)")
+    p.add_argument("-o", "--output", help="output .onnx, or .xml for openvino (default: <weights name>.onnx/.xml)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import AscendSlimError
-    from ..export import export_onnx
+    from ..export import export_onnx, export_openvino
     from ..fileio import check_outputs
     from ..model.remap import load_for_classes
     from ..weights import resolve_weights
@@ -40,12 +44,20 @@ def run(args: argparse.Namespace) -> int:
     weights = resolve_weights(args.weights)
     if weights.suffix.lower() != ".pt":
         raise AscendSlimError(f"export needs a .pt checkpoint, got {weights.name}")
-    out = Path(args.output or weights.with_suffix(".onnx").name)
-    check_outputs([("--weights", weights)], files=[("-o", out)])
+    out = Path(args.output or weights.with_suffix(SUFFIXES[args.format]).name)
+    check_outputs([("--weights", weights)], files=[("-o", out), ("-o (its .bin)", out.with_suffix(".bin")
+                                                                   if args.format == "openvino" else None)])
+    if args.format == "openvino" and out.suffix.lower() != ".xml":
+        raise AscendSlimError(f"-o {out}: the openvino format is written as a .xml file (its .bin beside it)")
+    if args.format == "openvino":
+        from ..openvino_ir import import_openvino
+
+        import_openvino()  # before the model is loaded: a missing extra fails at once
     size, why = input_size(args.img, weights, DEFAULT_IMG)
     model, _ = load_for_classes(weights, args.classes)
-    export_onnx(model, out, img_size=size, batch=args.batch, opset=args.opset, head=args.head,
-                dynamic=args.dynamic)
+    export = export_openvino if args.format == "openvino" else export_onnx
+    export(model, out, img_size=size, batch=args.batch, opset=args.opset, head=args.head, dynamic=args.dynamic)
     shape = "dynamic size" if args.dynamic else f"{size}x{size}: {why}"
-    print(f"exported {weights.name} -> {out} ({args.head} head, {shape}, opset {args.opset})")
+    extra = f" + {out.with_suffix('.bin').name}, OpenVINO IR" if args.format == "openvino" else ""
+    print(f"exported {weights.name} -> {out}{extra} ({args.head} head, {shape}, opset {args.opset})")
     return 0

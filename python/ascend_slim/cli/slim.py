@@ -21,7 +21,7 @@ SETTINGS = {"weights": "weights", "classes": "classes", "data": "data", "train_s
             "max_drop": "max_drop", "confidence": "confidence", "folds": "folds", "img_sizes": "img_sizes",
             "cuts": "cuts", "int8": "int8", "latency_model": "latency_model", "recon_images": "recon_images",
             "recon_samples": "recon_samples", "calib_images": "calib_images", "importance": "importance",
-            "round_to": "round_to", "latency_runs": "latency_runs", "plan_only": "plan_only",
+            "round_to": "round_to", "runtime": "runtime", "latency_runs": "latency_runs", "plan_only": "plan_only",
             "sparsity_epochs": "sparsity_epochs", "sparsity": "sparsity_rate", "sparsity_decay": "sparsity_decay",
             "sparsity_beta": "sparsity_beta", "finetune_epochs": "finetune_epochs", "distill": "distill",
             "distill_weight": "distill_weight", "freeze_bn": "freeze_bn", "distill_images": "distill_images",
@@ -83,6 +83,7 @@ def _drop(text: str) -> float | None:
 def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     """The flags; their defaults are ``SlimConfig(**overrides)``'s (the CLI and the library run one recipe)."""
     from ..recipes.slim_config import IMPORTANCE_CRITERIA, LATENCY_MODELS, SlimConfig
+    from ..runtime.factory import RUNTIMES
 
     d = SlimConfig(**overrides)
     t = d.train
@@ -115,7 +116,7 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
                    help=f"channel-cut levels to search, uniform fractions of every layer "
                    f"(default {','.join(map(str, d.cuts)) or 'none'}; none: no cuts)")
     p.add_argument("--no-int8", dest="int8", action="store_false", default=SUPPRESS,
-                   help="search FP32 only (default: INT8 too, onnxruntime static QDQ)")
+                   help="search FP32 only (default: INT8 too, with the --runtime quantizer)")
     p.add_argument("--latency-model", choices=LATENCY_MODELS, default=SUPPRESS,
                    help="measured: onnxruntime on 1 thread, side by side with the original (default); flops: conv "
                    "FLOPs (accelerators whose latency tracks them; an estimate, INT8 counted at half)")
@@ -132,6 +133,10 @@ def add_arguments(p: argparse.ArgumentParser, **overrides: object) -> None:
     p.add_argument("--round-to", type=channel_multiple, default=SUPPRESS,
                    help=f"round kept channel counts to a multiple (8: CPU SIMD, 16: Ascend cube unit; default "
                    f"{d.round_to}); a cut level counts the channels removed after rounding")
+    p.add_argument("--runtime", choices=RUNTIMES, default=SUPPRESS,
+                   help="the CPU runtime to slim for: the plan times candidates on it, INT8 uses its quantizer "
+                   "(onnxruntime QDQ or OpenVINO NNCF) and the final model is in its format (default "
+                   f"{d.runtime}; openvino needs the openvino extra)")
     p.add_argument("--latency-runs", type=int_range(1, 10_000), default=SUPPRESS,
                    help=f"rounds of each side-by-side latency measurement (default {d.latency_runs})")
     p.add_argument("--plan-only", action="store_true", default=SUPPRESS,
@@ -299,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m, lat = report.map["ap50_voc07"], report.latency
     print(f"mAP@0.5 (VOC07) on {run_.config.train.val_split} {m['original']:.4f} -> {m['final']:.4f} "
-          f"({m['change_points']:+.2f} points); onnxruntime {lat['1 thread']['speedup']:.2f}x faster on 1 thread, "
-          f"{lat['all cores']['speedup']:.2f}x on all cores")
-    print(f"done: {run_.path('final.pt')}, {run_.path('final.onnx')}, report {report.report}")
+          f"({m['change_points']:+.2f} points); {run_.config.runtime} {lat['1 thread']['speedup']:.2f}x faster on 1 "
+          f"thread, {lat['all cores']['speedup']:.2f}x on all cores")
+    final = (run_.result("quantize") or run_.result("export")).final_onnx  # .onnx, or .xml for OpenVINO
+    print(f"done: {run_.path('final.pt')}, {final}, report {report.report}")
     return 0

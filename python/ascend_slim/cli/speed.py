@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([("--weights", args.weights), ("--image-set", args.image_set),
                    *(("--source", path) for path in sources)], files=[("--json", args.json)])
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        det = stack.enter_context(detector_from_args(args))
+        det = stack.enter_context(detector_from_args(args, streams=1))
         stream_det = stack.enter_context(detector_from_args(args, num_threads=1)) if args.pipelined else None
         if sources:
             paths, iters = sources, args.iters

@@ -9,6 +9,7 @@ detection files (scores and boxes rounded to 6 decimals), so every caller report
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ def evaluate_file(model: str | Path | None, dataset: EvalDataset, *, img_size: i
 
     options = {**VAL_SETTINGS, **settings}
     with Detector(model, backend=backend, device=device, img_size=img_size, num_threads=num_threads,
-                  **options) as detector:
+                  streams=workers or os.cpu_count(), **options) as detector:
         detections = detect_dataset(detector, dataset, workers=workers, progress=progress, strict=strict,
                                     on_skip=on_skip)
         source = f"{detector.weights} ({detector.backend.name}, {detector.img_size[1]}x{detector.img_size[0]})"

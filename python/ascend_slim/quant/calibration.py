@@ -94,7 +94,7 @@ class LetterboxCalibrationReader(CalibrationDataReader):
         self._range = (start_index, min(end_index, len(self.batches)))
         self._next = start_index
 
-    def _tensor(self, batch: Sequence[int]) -> np.ndarray:
+    def tensor(self, batch: Sequence[int]) -> np.ndarray:
         """The float32 model input for images ``batch`` (indices into ``images``), as ``Detector`` makes it."""
         arrays = [read_image(self.images[i]) for i in batch]
         tensor, _, _ = core.preprocess(arrays, self.img_size, auto=False, stride=self.stride, dtype=np.float32)
@@ -106,7 +106,7 @@ class LetterboxCalibrationReader(CalibrationDataReader):
         batch = self.batches[self._next]
         self._next += 1
         self._bar.update(len(batch))
-        return {self.input_name: self._tensor(batch)}
+        return {self.input_name: self.tensor(batch)}
 
     def close(self) -> None:
         self._bar.close()

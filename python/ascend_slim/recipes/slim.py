@@ -19,11 +19,13 @@ so far with :meth:`SlimRun.model_checkpoint`, so a new stage is one :class:`Stag
 5. ``finetune`` — optional (``finetune_epochs`` > 0), distilled from the original when ``distill``, BatchNorm
    statistics frozen with ``freeze_bn``.
 6. ``export`` — ``final.pt`` (saved for the chosen size, the plan in its history) and its static FP32 ONNX at the
-   chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``.
-7. ``quantize`` — when INT8 was chosen: ``final.onnx`` as onnxruntime static QDQ, calibrated as in the plan.
-8. ``evaluate`` — mAP of ``original.onnx`` and ``final.onnx`` (each at its own size) on the evaluation split
-   (``train.val_split``), reference protocol: ``eval.json``.
-9. ``latency`` — onnxruntime latency of both, side by side (round-robin medians), 1 thread and all cores.
+   chosen size (``final.onnx``, or ``final-fp32.onnx`` when INT8 follows), plus ``original.onnx`` at ``img_size``;
+   for ``runtime`` openvino an FP32 choice is converted to ``final.xml``.
+7. ``quantize`` — when INT8 was chosen: ``final.onnx`` (onnxruntime static QDQ) or ``final.xml`` (OpenVINO, NNCF),
+   the ``runtime``'s quantizer calibrated as in the plan.
+8. ``evaluate`` — mAP of the original and the final model (each at its own size, on ``runtime``) on the evaluation
+   split (``train.val_split``), reference protocol: ``eval.json``.
+9. ``latency`` — latency of both on ``runtime``, side by side (round-robin medians), 1 thread and all cores.
 10. ``deploy`` — the Ascend 310 bundle of ``final.pt`` at the chosen size, with the AMCT config when INT8 (only
     with ``deploy``).
 11. ``report`` — ``report.md``, ``report.json``, ``report.png``.
@@ -125,6 +127,7 @@ class LatencyResult:
     runs: int
     machine: dict
     threads: dict[str, dict]  # "1 thread" / "all cores" -> original_ms, final_ms, ratio
+    runtime: str = "onnxruntime"  # the CPU runtime both were timed on
 
 
 @dataclass
@@ -410,7 +413,8 @@ class SlimRun:
             self._models = CandidateModels(
                 original, self.path("plan/models"), importance=c.importance, round_to=c.round_to,
                 importance_size=c.img_size, recon_images=self.training_images(c.recon_images) if c.cuts else [],
-                recon_samples=c.recon_samples, calib_images=self.training_images(c.calib_images) if c.int8 else [])
+                recon_samples=c.recon_samples, calib_images=self.training_images(c.calib_images) if c.int8 else [],
+                runtime=c.runtime)
         return self._models
 
     def run_stage(self, stage: Stage) -> None:
@@ -566,6 +570,7 @@ def finetune_stage(run: SlimRun) -> TrainResult:
 
 
 def export_stage(run: SlimRun) -> ExportResult:
+    from ..cpu_runtimes import cpu_runtime
     from ..export import export_onnx
 
     c, chosen = run.config, run.chosen()
@@ -575,8 +580,12 @@ def export_stage(run: SlimRun) -> ExportResult:
     history = [*model.history, {"action": "slim_plan", "chosen": plan.chosen, "objective": c.objective.to_dict(),
                                 "selection": c.select_split, "message": plan.message}]  # final.pt's, not the model's
     final_pt = save_checkpoint(run.path("final.pt"), model, img_size=chosen.img_size, history=history)
-    name = "final-fp32.onnx" if chosen.precision == "int8" else "final.onnx"
-    final_onnx = export_onnx(model, run.path(name), img_size=chosen.img_size, head="raw")
+    runtime = cpu_runtime(c.runtime)
+    as_is = chosen.precision == "fp32" and runtime.suffix == ".onnx"  # else quantized or converted below
+    final_onnx = export_onnx(model, run.path("final.onnx" if as_is else "final-fp32.onnx"), img_size=chosen.img_size,
+                             head="raw")
+    if chosen.precision == "fp32" and not as_is:
+        final_onnx = runtime.deployable(final_onnx, run.path("final" + runtime.suffix))
     original_onnx = export_onnx(run.original_model(), run.path("original.onnx"), img_size=c.img_size, head="raw")
     return ExportResult(str(final_pt), str(final_onnx), str(original_onnx), chosen.img_size)
 
@@ -587,10 +596,10 @@ def _int8(run: SlimRun) -> bool:
 
 
 def quantize_stage(run: SlimRun) -> QuantizeResult:
-    from ..quant.static import quantize_model
+    from ..cpu_runtimes import cpu_runtime
 
-    images = run.candidate_models().calib_images
-    report = quantize_model(run.result("export").final_onnx, run.path("final.onnx"), images)
+    runtime, images = cpu_runtime(run.config.runtime), run.candidate_models().calib_images
+    report = runtime.quantize(run.result("export").final_onnx, run.path("final" + runtime.suffix), images)
     return QuantizeResult(str(report.path), report.float_nodes, report.calibration_batches)
 
 
@@ -606,7 +615,7 @@ def evaluate_stage(run: SlimRun) -> MapResult:
     c = run.config
     dataset = evaluation_set(c.data, c.train.val_split, class_names=run.original_model().names)
     sizes = {"original": c.img_size, "final": run.result("export").img_size}
-    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=sizes[key]).result)
+    maps = {key: headline_metrics(evaluate_file(path, dataset, img_size=sizes[key], backend=c.runtime).result)
             for key, path in _models(run).items()}
     result = MapResult(c.train.val_split, len(dataset.ids), sizes, maps["original"], maps["final"])
     atomic_write_text(run.path("eval.json"), json.dumps(asdict(result), indent=2) + "\n")
@@ -620,10 +629,11 @@ def latency_stage(run: SlimRun) -> LatencyResult:
     c, models = run.config, _models(run)
     threads = {}
     for count, key in ((1, "1 thread"), (0, "all cores")):
-        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs)
+        original, final = measure_latency([models["original"], models["final"]], threads=count, runs=c.latency_runs,
+                                          runtime=c.runtime)
         threads[key] = {"original_ms": original.median_ms, "final_ms": final.median_ms,
                         "ratio": final.median_ms / original.median_ms}
-    return LatencyResult(c.latency_runs, cpu_info(), threads)
+    return LatencyResult(c.latency_runs, cpu_info(), threads, c.runtime)
 
 
 def deploy_stage(run: SlimRun) -> DeployResult:

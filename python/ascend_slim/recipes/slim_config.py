@@ -29,7 +29,7 @@ FLOAT_SETTINGS = {"target_latency": (0.0, 1.0, True), "max_drop": (0.0, 100.0, T
                   "sparsity_rate": (0.0, 1e3, False), "sparsity_decay": (0.0, 1.0, False),
                   "sparsity_beta": (-1e3, 1e3, False), "distill_weight": (0.0, 1e6, False)}
 BOOL_SETTINGS = ("int8", "plan_only", "distill", "freeze_bn")
-STR_SETTINGS = ("weights", "data", "classes", "save_dir", "latency_model", "select_split", "importance",
+STR_SETTINGS = ("weights", "data", "classes", "save_dir", "latency_model", "runtime", "select_split", "importance",
                 "distill_images", "deploy", "soc")
 
 
@@ -99,6 +99,7 @@ class SlimConfig:
     deploy: str = ""
     soc: str = "Ascend310"
     latency_runs: int = 30
+    runtime: str = "onnxruntime"  # the CPU runtime the plan times and quantizes for (runtime.factory.RUNTIMES)
 
     @property
     def trains(self) -> bool:
@@ -126,6 +127,9 @@ class SlimConfig:
         if not 2 <= self.folds <= 10:
             raise AscendSlimError(f"--folds {self.folds}: cross-fitting needs 2 to 10 folds")
         self.space  # noqa: B018 (validates sizes, cuts and precisions)
+        from ..cpu_runtimes import cpu_runtime
+
+        cpu_runtime(self.runtime)  # known and installed
         if self.latency_model not in LATENCY_MODELS:
             raise AscendSlimError(f"latency model {self.latency_model!r}: choose {' or '.join(LATENCY_MODELS)}")
         if self.importance not in IMPORTANCE_CRITERIA:

@@ -9,14 +9,15 @@
   its scored model is the pruned model re-fitted to the original by least-squares reconstruction
   (:func:`~ascend_slim.prune.reconstruct.reconstruct`, unlabelled images letterboxed at the candidate's size);
   its *shape* (enough to time it) is the pruned model before reconstruction;
-- every candidate runs as a static raw-head ONNX export at its size, INT8 ones as onnxruntime static QDQ of
-  their FP32 export (:func:`~ascend_slim.quant.static.quantize_model`, calibrated on unlabelled images).
+- every candidate runs as a static raw-head ONNX export at its size, INT8 ones as the INT8 model of the target
+  runtime's own quantizer (:class:`~ascend_slim.cpu_runtimes.CpuRuntime`: onnxruntime static QDQ, or an NNCF
+  OpenVINO IR), calibrated on unlabelled images.
 
 :class:`PlanMeasurer` gives the search its functions: ``score`` (the candidate's per-image match records on
 the labelled selection split, with the validation protocol), ``latency`` (its latency over the original's
-at the default size: measured with onnxruntime on one thread side by side with the original, or estimated from
-conv FLOPs for accelerators whose latency tracks them) and ``retime`` (the finalists again, side by side, with
-more rounds and an interval).
+at the default size: measured on the target runtime, one thread, side by side with the original, or estimated
+from conv FLOPs for accelerators whose latency tracks them) and ``retime`` (the finalists again, side by side,
+with more rounds and an interval).
 
 No image both fits and scores a candidate (cross-fitting, :class:`~ascend_slim.compound.crossfit.Folds`): when
 the fitting images (calibration, importance, reconstruction: unlabelled training images) overlap the selection
@@ -52,7 +53,6 @@ from .slim_config import LATENCY_MODELS
 
 # Ascend 310's cube unit: 16 TOPS INT8 against 8 TFLOPS FP16, so the FLOPs model halves an INT8 candidate's cost
 INT8_FLOPS_FACTOR = 0.5
-SHAPE_CALIBRATION_IMAGES = 2  # enough to build an INT8 graph that is timed, never scored
 RETIME_FACTOR = 3  # finalists are re-timed with this many times the search's latency rounds
 
 
@@ -86,7 +86,10 @@ class CandidateModels:
 
     def __init__(self, original: YOLOv5, folder: str | Path, *, importance: str = "output", round_to: int = 16,
                  importance_size: int = 640, recon_images: Sequence[Path] = (), recon_samples: int = 1024,
-                 calib_images: Sequence[Path] = (), progress: bool = True) -> None:
+                 calib_images: Sequence[Path] = (), progress: bool = True, runtime: str = "onnxruntime") -> None:
+        from ..cpu_runtimes import cpu_runtime
+
+        self.runtime = cpu_runtime(runtime)
         self.original = original.eval()
         self.folder = Path(folder)
         self.importance, self.round_to, self.importance_size = importance, round_to, importance_size
@@ -102,7 +105,8 @@ class CandidateModels:
         """The same candidates fitted on other images, their files in ``folder``."""
         return CandidateModels(self.original, folder, importance=self.importance, round_to=self.round_to,
                                importance_size=self.importance_size, recon_images=recon_images,
-                               recon_samples=self.recon_samples, calib_images=calib_images, progress=self.progress)
+                               recon_samples=self.recon_samples, calib_images=calib_images, progress=self.progress,
+                               runtime=self.runtime.name)
 
     def _file(self, candidate: Candidate, suffix: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -183,13 +187,12 @@ class CandidateModels:
         return path
 
     def int8_onnx(self, img_size: int, cut: float) -> Path:
-        from ..quant.static import quantize_model
-
-        path = self._file(Candidate(img_size, cut, "int8"), ".onnx")
+        """The INT8 model of the runtime's quantizer (``.onnx`` QDQ for onnxruntime, ``.xml`` for OpenVINO)."""
+        path = self._file(Candidate(img_size, cut, "int8"), self.runtime.suffix)
         if not path.is_file():
             if not self.calib_images:
                 raise AscendSlimError("INT8 candidates need calibration images (--calib-images > 0)")
-            quantize_model(self.fp32_onnx(img_size, cut), path, self.calib_images, progress=self.progress)
+            self.runtime.quantize(self.fp32_onnx(img_size, cut), path, self.calib_images, progress=self.progress)
         return path
 
     def onnx(self, candidate: Candidate) -> Path:
@@ -201,20 +204,19 @@ class CandidateModels:
     def shape_onnx(self, candidate: Candidate) -> Path:
         """A file as fast as ``candidate``'s, made without its costly parts: a cut's widths before importance and
         reconstruction, INT8
-        calibrated on :data:`SHAPE_CALIBRATION_IMAGES` images (the graph, hence the speed, is the same). The
-        candidate's own file when it exists."""
+        calibrated on :data:`~ascend_slim.cpu_runtimes.DRAFT_CALIBRATION_IMAGES` images (the graph, hence the
+        speed, is the same). The candidate's own file when it exists."""
         from ..export import export_onnx
-        from ..quant.static import quantize_model
 
-        if self._file(candidate, ".onnx").is_file() or (not candidate.cut and candidate.precision == "fp32"):
+        suffix = self.runtime.suffix if candidate.precision == "int8" else ".onnx"
+        if self._file(candidate, suffix).is_file() or (not candidate.cut and candidate.precision == "fp32"):
             return self.onnx(candidate)
-        path = self._file(candidate, ".shape.onnx")
+        path = self._file(candidate, ".shape" + suffix)
         if path.is_file():
             return path
         if candidate.precision == "int8":
             parent = self.shape_onnx(Candidate(candidate.img_size, candidate.cut))
-            quantize_model(parent, path, self.calib_images[:SHAPE_CALIBRATION_IMAGES], method="minmax",
-                           progress=False)
+            self.runtime.quantize(parent, path, self.calib_images, draft=True)
         else:
             export_onnx(self.pruned(candidate.cut, shape_only=True), path, img_size=candidate.img_size, head="raw")
         return path
@@ -309,7 +311,7 @@ class PlanMeasurer:
 
         reference = self.models.fp32_onnx(self.default_size, 0.0)
         original, timed = measure_latency([reference, self.models.shape_onnx(candidate)], threads=1,
-                                          runs=self.latency_runs)
+                                          runs=self.latency_runs, runtime=self.models.runtime.name)
         return timed.median_ms / original.median_ms
 
     def retime(self, candidates: Sequence[Candidate], resamples: int = 1000) -> dict[Candidate, LatencyInterval]:
@@ -324,7 +326,8 @@ class PlanMeasurer:
         timed = [c for c in candidates if c != original]
         runs = RETIME_FACTOR * self.latency_runs
         results = measure_latency([self.models.fp32_onnx(self.default_size, 0.0),
-                                   *[self.models.shape_onnx(c) for c in timed]], threads=1, runs=runs)
+                                   *[self.models.shape_onnx(c) for c in timed]], threads=1, runs=runs,
+                                  runtime=self.models.runtime.name)
         base = np.asarray(results[0].samples_ms)
         rounds = np.random.default_rng(0).integers(0, runs, size=(resamples, runs))
         tail = (1 - INTERVAL_LEVEL) / 2
@@ -345,6 +348,7 @@ class PlanMeasurer:
                 "reconstruction": {"images": len(m.recon_images), "samples_per_image": m.recon_samples},
                 "calibration": {"images": len(m.calib_images)},
                 "cross_fitting": self.folds.to_dict() if self.fold_models else None,
+                **({"runtime": m.runtime.name} if m.runtime.name != "onnxruntime" else {}),
                 "latency": {"model": self.latency_model, "threads": 1,
                             **({"runs": self.latency_runs} if not self.estimated else
                                {"int8_factor": INT8_FLOPS_FACTOR})}}

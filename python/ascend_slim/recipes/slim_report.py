@@ -50,7 +50,7 @@ def _summary(run: FinishedRun) -> dict:
     summary = {
         "config": run.config.to_dict(),
         "split": evaluation.split, "images": evaluation.images, "img_size": evaluation.img_size,
-        "map": maps, "latency": speed, "machine": latency.machine,
+        "map": maps, "latency": speed, "machine": latency.machine, "runtime": latency.runtime,
         "plan": {"chosen": plan.chosen, "message": plan.message, "scored": plan.scored,
                  "cpu_seconds": plan.cpu_seconds, "contributions": plan.contributions, "report": plan.report,
                  "selection_estimate": plan.selection_estimate, "latency_flag": plan.latency_flag},
@@ -103,7 +103,7 @@ def _plot(run: FinishedRun, summary: dict) -> None:
     keys = ("1 thread", "all cores")
     _bars(ax, {m: [summary["latency"][k][f"{m}_ms"] for k in keys] for m in ("original", "final")},
           [f"{k}\n{summary['latency'][k]['speedup']:.2f}x" for k in keys], "%.1f")
-    ax.set_ylabel("onnxruntime CPU latency, ms (median)")
+    ax.set_ylabel(f"{summary['runtime']} CPU latency, ms (median)")
     ax.set_title("speed (side by side)")
 
     ax = fig.add_subplot(grid[0, 2])
@@ -183,7 +183,8 @@ def _markdown(summary: dict, layers: list[dict]) -> str:
         lines.append(f"| parameters | {p['params'][0]:,} | {p['params'][1]:,} | "
                      f"{p['params'][1] / p['params'][0]:.2f}x |")
     lines += [
-        "", f"Latency: onnxruntime CPU, static ONNX exports, both models side by side (round-robin medians of "
+        "", f"Runtime: {summary['runtime']}: the plan timed and quantized for it, and every figure here holds for it. "
+        f"Latency: {summary['runtime']} CPU, static exports, both models side by side (round-robin medians of "
         f"{c['latency_runs']} runs) on {summary['machine']['model']} ({summary['machine']['cores']} cores).", "",
         "## What each dimension contributes (selection split)", "",
         "| step | candidate | latency | speed-up | mAP@0.5 | Δ points |", "|---|---|---:|---:|---:|---:|",

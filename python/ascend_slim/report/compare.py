@@ -1,4 +1,5 @@
-"""Two model files side by side: parameters, GFLOPs, file sizes, onnxruntime latency and, optionally, VOC mAP.
+"""Two model files side by side: parameters, GFLOPs, file sizes, onnxruntime latency and, optionally, VOC mAP; or
+one model across the CPU runtimes installed (:func:`compare_runtimes`: latency and mAP on each).
 
 Accepts ``.pt`` checkpoints (exported here to a static ONNX at the image size) and ``.onnx`` files, float or
 INT8 (QDQ ``QuantizeLinear``/``DequantizeLinear`` around ``Conv``, or ``QLinearConv``/``ConvInteger``).
@@ -229,3 +230,82 @@ def compare_models(weights: str | Path, compare: str | Path | None = None, *, im
             for fact, path in zip(facts, onnx_paths):
                 fact.map = voc_map(path, data, img_size if fact.img_size == (img_size, img_size) else None, split)
     return Comparison(list(facts), img_size, cpu_info())
+
+
+@dataclass
+class RuntimeFacts:
+    """What :func:`compare_runtimes` measured for the model on one runtime."""
+
+    runtime: str
+    latency_ms: dict[str, float] = field(default_factory=dict)  # "1 thread", "all cores": medians
+    map: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RuntimeComparison:
+    """One model on each installed runtime; renders as text or a dict (speed-ups against the first runtime)."""
+
+    path: str
+    img_size: tuple[int, int]
+    runtimes: list[RuntimeFacts]
+    machine: dict
+
+    def rows(self) -> list[list[str]]:
+        first = self.runtimes[0]
+        header = ["", *(r.runtime for r in self.runtimes),
+                  *(f"{r.runtime} speed-up" for r in self.runtimes[1:])]
+        rows = [header]
+        for key in first.latency_ms:
+            rows.append([f"latency {key} ms", *(f"{r.latency_ms[key]:.1f}" for r in self.runtimes),
+                         *(f"{first.latency_ms[key] / r.latency_ms[key]:.2f}x" for r in self.runtimes[1:])])
+        for key in first.map:
+            rows.append([f"mAP {key}", *(f"{r.map[key]:.4f}" for r in self.runtimes),
+                         *(f"{100 * (r.map[key] - first.map[key]):+.2f} pts" for r in self.runtimes[1:])])
+        return rows
+
+    def format_table(self) -> str:
+        from .machine import describe_cpu
+
+        rows = self.rows()
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(n) if c == 0 else cell.rjust(n) for c, (cell, n) in enumerate(zip(r, widths)))
+                 for r in rows]
+        h, w = self.img_size
+        return "\n".join([f"{self.path} at {w}x{h} on each runtime (side by side, round-robin medians)", "", *lines,
+                          "", f"CPU: {describe_cpu(self.machine)}"])
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "img_size": list(self.img_size), "runtimes": [asdict(r) for r in self.runtimes],
+                "machine": self.machine}
+
+
+def compare_runtimes(weights: str | Path, *, img_size: int = 640, data: str | Path | None = None, split: str = "",
+                     runs: int = 20, warmup: int = 3, runtimes: list[str] | None = None) -> RuntimeComparison:
+    """Time ``weights`` (a ``.pt``, exported here to a static ONNX at ``img_size``, or an ``.onnx``: a static one at
+    its own size) on each of ``runtimes`` (default: every one installed), all in one round-robin run, on one
+    thread and on all cores; score it on each when ``data`` is given (as :func:`compare_models`)."""
+    from ..runtime.factory import installed_runtimes
+
+    path = Path(weights)
+    if not path.is_file():
+        raise AscendSlimError(f"model {path} not found")
+    if path.suffix.lower() not in (".pt", ".onnx"):
+        raise AscendSlimError(f"{path}: comparing runtimes needs a model every runtime reads, a .pt or an .onnx")
+    names = runtimes or installed_runtimes()
+    with tempfile.TemporaryDirectory(prefix="ascend-slim-runtimes-") as tmp:
+        facts, onnx_path = _onnx_for(path, img_size, Path(tmp) / "model.onnx")
+        rows = [RuntimeFacts(name) for name in names]
+        for threads, key in ((1, "1 thread"), (0, "all cores")):
+            latencies = measure_latency([onnx_path] * len(names), threads=threads, runs=runs, warmup=warmup,
+                                        img_size=img_size, runtime=names)
+            for row, latency in zip(rows, latencies):
+                row.latency_ms[key] = latency.median_ms
+        if data is not None:
+            from ..data.samples import resolve_splits
+            from ..evaluation import evaluate_file, evaluation_set, headline_metrics
+
+            dataset = evaluation_set(data, split or resolve_splits(data)[1])
+            size = img_size if facts.img_size == (img_size, img_size) else None
+            for row in rows:
+                row.map = headline_metrics(evaluate_file(onnx_path, dataset, img_size=size, backend=row.runtime).result)
+    return RuntimeComparison(str(path), facts.img_size, rows, cpu_info())

@@ -1,4 +1,5 @@
-"""onnxruntime latency of several ONNX models measured side by side, so that their ratios survive a noisy machine.
+"""Latency of several models measured side by side on one CPU runtime (onnxruntime, or OpenVINO for ``.xml`` IRs
+and ONNX exports), so that their ratios survive a noisy machine.
 
 Each round runs every model once, in turn (round-robin), so a burst of load from elsewhere slows all models
 alike; medians over the rounds are reported. ``threads=1`` (the setting ``detect``/``eval`` use per worker, and
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,45 +44,82 @@ class Latency:
                 "runs": len(self.samples_ms)}
 
 
-def _input_for(session, img_size: tuple[int, int] | None, seed: int) -> dict[str, np.ndarray]:
-    inp = session.get_inputs()[0]
-    shape = list(inp.shape)
-    dims = [d if isinstance(d, int) else None for d in shape]
+def _input_dims(name: str, shape: Sequence[object], img_size: tuple[int, int] | None) -> list[int]:
+    """The input shape to time: dynamic height and width set to ``img_size``, a dynamic batch to 1."""
+    dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
     if None in dims[2:]:
         if img_size is None:
-            raise AscendSlimError(f"model input {inp.name} has a dynamic size: give img_size")
+            raise AscendSlimError(f"model input {name} has a dynamic size: give img_size")
         dims[2:] = list(img_size)
     dims[0] = dims[0] or 1
-    dtype = numpy_dtype(inp.type)
-    rng = np.random.default_rng(seed)
-    data = rng.random(dims, dtype=np.float32)
-    data = (data * 255).astype(np.uint8) if dtype == np.uint8 else data.astype(dtype)
-    return {inp.name: data}
+    return dims
+
+
+def _random_input(dims: list[int], dtype: type, seed: int) -> np.ndarray:
+    data = np.random.default_rng(seed).random(dims, dtype=np.float32)
+    return (data * 255).astype(np.uint8) if dtype == np.uint8 else data.astype(dtype)
+
+
+def _onnxruntime_call(model: str | Path, threads: int, img_size: tuple[int, int] | None,
+                      seed: int) -> Callable[[], object]:
+    session = open_session(model, threads)
+    inp = session.get_inputs()[0]
+    feed = {inp.name: _random_input(_input_dims(inp.name, inp.shape, img_size), numpy_dtype(inp.type), seed)}
+    return partial(session.run, None, feed)
+
+
+def _openvino_call(model: str | Path, threads: int, img_size: tuple[int, int] | None,
+                   seed: int) -> Callable[[], object]:
+    from ..openvino_ir import read_model
+    from ..runtime.openvino_backend import compile_model
+
+    ov_model = read_model(model)[0]
+    inp = ov_model.inputs[0]
+    dims = _input_dims(inp.get_any_name(), [d.get_length() if d.is_static else None
+                                            for d in inp.get_partial_shape()], img_size)
+    ov_model.reshape({0: dims})
+    compiled = compile_model(ov_model, threads or None, source=str(model))
+    request, feed = compiled.create_infer_request(), {0: _random_input(dims, np.float32, seed)}
+
+    def infer() -> object:
+        return compiled and request.infer(feed)  # holds the compiled model as long as its request
+
+    return infer
+
+
+RUNTIME_CALLS = {"onnxruntime": _onnxruntime_call, "openvino": _openvino_call}
 
 
 def measure_latency(models: Sequence[str | Path], threads: int = 1, runs: int = 20, warmup: int = 3,
                     img_size: int | tuple[int, int] | None = None, seed: int = 0,
-                    clock: Callable[[], float] = time.perf_counter) -> list[Latency]:
-    """Median latency of each model on the same random input, measured round-robin (see the module doc).
+                    clock: Callable[[], float] = time.perf_counter,
+                    runtime: str | Sequence[str] = "onnxruntime") -> list[Latency]:
+    """Median latency of each model on the same random input, measured round-robin (see the module doc) on
+    ``runtime`` (``onnxruntime``, or ``openvino`` with one stream and the latency hint), or on ``runtime[k]`` for
+    ``models[k]`` (one model on several runtimes, side by side).
 
     ``img_size`` fixes the height and width of models with a dynamic input (``(h, w)`` or an int). ``clock``
     (seconds) is read before and after each timed run; tests inject a deterministic one.
     """
+    runtimes = [runtime] * len(models) if isinstance(runtime, str) else list(runtime)
+    unknown = [r for r in runtimes if r not in RUNTIME_CALLS]
+    if unknown or len(runtimes) != len(models):
+        raise AscendSlimError(f"unknown runtime {unknown[0] if unknown else runtime!r}: choose "
+                              f"{' or '.join(RUNTIME_CALLS)}, one for all models or one per model")
     if not models:
         raise AscendSlimError("measure_latency needs at least one model")
     if runs < 1 or warmup < 0:
         raise AscendSlimError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     size = as_hw(img_size) if img_size is not None else None
-    sessions = [open_session(m, threads) for m in models]
-    feeds = [_input_for(s, size, seed) for s in sessions]
+    calls = [RUNTIME_CALLS[name](m, threads, size, seed) for m, name in zip(models, runtimes)]
     results = [Latency(str(m), threads) for m in models]
     for _ in range(warmup):
-        for s, feed in zip(sessions, feeds):
-            s.run(None, feed)
+        for call in calls:
+            call()
     for _ in range(runs):
-        for s, feed, result in zip(sessions, feeds, results):
+        for call, result in zip(calls, results):
             start = clock()
-            s.run(None, feed)
+            call()
             result.samples_ms.append((clock() - start) * 1e3)
     return results
 

@@ -10,8 +10,9 @@ from ..errors import AscendSlimError
 from .base import Backend
 
 ASCEND_BACKENDS = ("acl", "mindx")
-BACKENDS = ("auto", "onnxruntime", "torch", *ASCEND_BACKENDS)
+BACKENDS = ("auto", "onnxruntime", "openvino", "torch", *ASCEND_BACKENDS)
 SDK_MODULES = {"acl": "acl", "mindx": "StreamManagerApi"}  # the Python module that tells an SDK is installed
+RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes a model can be slimmed for (ascend_slim.cpu_runtimes)
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -24,15 +25,17 @@ def parse_device(device: str) -> tuple[str, int]:
 
 def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int, int] | None = None,
                  device: str = "cpu", providers: Sequence[str] | None = None,
-                 num_threads: int | None = None) -> Backend:
-    """Open ``weights`` (.onnx, .pt or .om) with the named backend; ``auto`` picks by file type.
+                 num_threads: int | None = None, streams: int | None = None) -> Backend:
+    """Open ``weights`` (.onnx, .pt, .xml or .om) with the named backend; ``auto`` picks by file type.
 
     ``device`` is ``cpu`` or ``cuda[:N]`` for onnxruntime (``providers`` overrides it with an explicit
     provider list) and ``npu[:N]`` for the Ascend backends (which take the default ``cpu`` as ``npu:0``).
 
     ``.pt`` checkpoints run through a cached ONNX export with dynamic height and width on onnxruntime (or in
     PyTorch with ``torch``), nominally at ``img_size`` (None: the size the checkpoint was saved for);
-    ``.om`` files need an Ascend backend (``acl`` or ``mindx``).
+    ``.om`` files need an Ascend backend (``acl`` or ``mindx``). OpenVINO IR ``.xml`` files run with ``openvino``
+    (which also takes ``.onnx`` and ``.pt``), ``streams`` inferences in flight (see
+    :func:`~.openvino_backend.compile_config`); the other backends ignore ``streams``.
     """
     if backend not in BACKENDS:
         raise AscendSlimError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -43,6 +46,10 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
         raise AscendSlimError(f"{weights.name} runs on an Ascend device: use --device npu[:N] (default npu:0)")
     if not ascend and kind == "npu":
         raise AscendSlimError(f"device {device} runs Ascend .om models, not {weights.name}: use cpu or cuda[:N]")
+    if suffix == ".xml" and backend not in ("auto", "openvino"):
+        raise AscendSlimError(f"{weights.name} is an OpenVINO IR: run it with --backend openvino (or auto)")
+    if (suffix == ".xml" or backend == "openvino") and kind != "cpu":
+        raise AscendSlimError(f"the OpenVINO backend runs on the CPU: use --device cpu, not {device}")
     if suffix == ".pt" and img_size is None:
         from ..model.checkpoint import stored_img_size
 
@@ -61,6 +68,10 @@ def open_backend(weights: Path, backend: str = "auto", img_size: int | tuple[int
         from ..weights import onnx_for_checkpoint
 
         weights = onnx_for_checkpoint(weights, img_size, dynamic=True)
+    if suffix == ".xml" or backend == "openvino":
+        from .openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(weights, num_threads=num_threads, streams=streams)
     if weights.suffix.lower() != ".onnx":
         raise AscendSlimError(f"cannot run {weights.name} with onnxruntime: expected a .onnx or .pt file")
     from .onnxruntime_backend import OnnxRuntimeBackend
@@ -98,3 +109,8 @@ def open_ascend_backend(weights: str | Path, kind: str = "auto", device_id: int 
     from .mindx_backend import MindXBackend
 
     return MindXBackend(weights, device_id=device_id)
+
+
+def installed_runtimes() -> list[str]:
+    """The names of the CPU :data:`RUNTIMES` installed here, onnxruntime first."""
+    return [name for name in RUNTIMES if importlib.util.find_spec(name) is not None]
