@@ -223,8 +223,11 @@ def test_slim_for_openvino_times_quantizes_and_writes_an_ir(voc_root: Path, yolo
     from ascend_slim.recipes.slim import SlimConfig, slim
 
     data = voc_subset(tmp_path / "voc", voc_root, 8)
+    # selection: 30 other trainval images (apart from the evaluation split; an accuracy floor needs >= 30)
+    ids = (voc_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").read_text().split()[8:38]
+    (data / "VOC2007" / "ImageSets" / "Main" / "pick.txt").write_text("\n".join(ids) + "\n")
     train = replace(SlimConfig().train, train_split="subset", val_split="subset", workers=0)
-    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(data), select_split="subset",
+    config = SlimConfig(weights=str(yolov5n_pt), classes="voc", data=str(data), select_split="pick",
                         target_latency=None, max_drop=100.0, img_size=160, img_sizes=(128,), cuts=(), calib_images=4,
                         latency_runs=2, train=train, runtime="openvino", save_dir=str(tmp_path / "run"))
     run = slim(config)
