@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import AscendSlimError
 from ..openvino_ir import EXTRA_HINT, read_model, save_ir
+from . import float_layers
 from .calibration import LetterboxCalibrationReader
 from .static import QuantizeReport
 
@@ -60,19 +61,10 @@ def first_convs(model: Any) -> list[str]:
 
 def float_op_names(model: Any, exclude: Iterable[str], keep_head_float: bool, keep_first_conv_float: bool) -> list[str]:
     """The ops to keep float: ``exclude`` (checked against the model), the Detect convs, the stem conv."""
-    names = {op.get_friendly_name() for op in model.get_ops()}
-    exclude = [e for e in exclude if e]
-    unknown = [e for e in exclude if e not in names]
-    if unknown:
-        convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-        raise AscendSlimError(f"op(s) to keep float are not in the model: {', '.join(unknown)} "
-                              f"(Convolution ops are named like {convs[0]!r})")
-    chosen = set(exclude)
-    if keep_head_float:
-        chosen.update(head_convs(model))
-    if keep_first_conv_float:
-        chosen.update(first_convs(model))
-    return sorted(chosen)
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    return float_layers(exclude, {op.get_friendly_name() for op in model.get_ops()}, convs,
+                        head_convs(model) if keep_head_float else (),
+                        first_convs(model) if keep_first_conv_float else (), kind="op")
 
 
 def quantize_openvino(float_model: str | Path, output: str | Path, images: Sequence[str | Path],

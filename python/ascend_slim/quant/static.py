@@ -24,7 +24,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, 
 from ..errors import AscendSlimError
 from ..fileio import atomic_output
 from ..meta import META_KEY_PREFIX, ModelMeta
-from . import DEFAULT_METHOD
+from . import DEFAULT_METHOD, float_layers
 from .calibration import ORT_CALIBRATORS, LetterboxCalibrationReader, check_method, compute_ranges
 
 MIN_ONNXRUNTIME = (1, 27)  # quantize_static(calibration_cache_path=...)
@@ -104,19 +104,10 @@ def first_convs(model: onnx.ModelProto) -> list[str]:
 def float_node_names(model: onnx.ModelProto, exclude: Iterable[str], keep_head_float: bool,
                      keep_first_conv_float: bool) -> list[str]:
     """The nodes to leave in float: ``exclude`` (checked against the graph), the Detect convs, the stem conv."""
-    names = {n.name for n in model.graph.node}
-    exclude = [e for e in exclude if e]
-    unknown = [e for e in exclude if e not in names]
-    if unknown:
-        convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
-        raise AscendSlimError(f"node(s) to keep float are not in the model: {', '.join(unknown)} "
-                              f"(Conv nodes are named like {convs[0]!r})")
-    chosen = set(exclude)
-    if keep_head_float:
-        chosen.update(head_convs(model))
-    if keep_first_conv_float:
-        chosen.update(first_convs(model))
-    return sorted(chosen)
+    return float_layers(exclude, {n.name for n in model.graph.node},
+                        [n.name for n in model.graph.node if n.op_type == "Conv"],
+                        head_convs(model) if keep_head_float else (),
+                        first_convs(model) if keep_first_conv_float else (), kind="node")
 
 
 def _opset(model: onnx.ModelProto) -> int:
